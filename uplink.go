@@ -1,0 +1,70 @@
+package sluice
+
+import (
+	"fmt"
+	"time"
+)
+
+// WireVersion is the version of the JSON message format written to JetStream. Consumers must
+// reject (or route aside) messages whose "v" they do not know.
+const WireVersion = 1
+
+// Reading is one measurement of one metric at one time.
+type Reading struct {
+	Metric string    `json:"metric"`
+	Value  float64   `json:"value"`
+	Unit   string    `json:"unit,omitempty"`
+	Time   time.Time `json:"time"`
+}
+
+// Uplink is one decoded message from one device: the unit Sluice stores in JetStream, on
+// subject UplinkSubject(Tenant, Device), de-duplicated by ID.
+type Uplink struct {
+	V          int       `json:"v"`
+	ID         string    `json:"id"`
+	Tenant     string    `json:"tenant"`
+	Device     string    `json:"device"`
+	Topic      string    `json:"topic,omitempty"`
+	ReceivedAt time.Time `json:"received_at"`
+	Decoder    string    `json:"decoder,omitempty"`
+	FPort      *int      `json:"f_port,omitempty"`
+	FCnt       *uint32   `json:"f_cnt,omitempty"`
+	// Data is everything the decoder returned, numeric or not, so that backends see all of it.
+	Data map[string]any `json:"data,omitempty"`
+	// Readings are the values to store.
+	Readings []Reading `json:"readings"`
+	// Suppressed names the readings that store-on-change filtered out of Readings; they are kept
+	// here so that backends wanting every value still have them. The database gets Readings only.
+	Suppressed []Reading `json:"suppressed,omitempty"`
+	Warnings   []string  `json:"warnings,omitempty"`
+}
+
+// Failure is a message Sluice could not turn into readings: the raw payload and the reason,
+// stored on ErrorSubject(Tenant, Device) so that nothing is thrown away and `sluice replay
+// --errors` can try again once the decoder is fixed.
+type Failure struct {
+	V          int       `json:"v"`
+	ID         string    `json:"id"`
+	Tenant     string    `json:"tenant"`
+	Device     string    `json:"device"`
+	Topic      string    `json:"topic"`
+	ReceivedAt time.Time `json:"received_at"`
+	Decoder    string    `json:"decoder,omitempty"`
+	// Reason is a short machine-readable cause: "decode", "unknown_device", "parked", ….
+	Reason  string `json:"reason"`
+	Error   string `json:"error"`
+	Payload []byte `json:"payload"` // base64 in JSON
+}
+
+// Validate reports the first structural problem of a decoded wire message.
+func (u *Uplink) Validate() error {
+	switch {
+	case u.V != WireVersion:
+		return fmt.Errorf("unsupported wire version %d (want %d)", u.V, WireVersion)
+	case u.Tenant == "":
+		return fmt.Errorf("uplink %q has no tenant", u.ID)
+	case u.Device == "":
+		return fmt.Errorf("uplink %q has no device", u.ID)
+	}
+	return nil
+}

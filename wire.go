@@ -1,0 +1,58 @@
+package sluice
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// Header names on JetStream messages.
+const (
+	// HeaderKind says what a message holds: KindUplink or KindFailure.
+	HeaderKind  = "Sluice-Kind"
+	KindUplink  = "uplink"
+	KindFailure = "failure"
+)
+
+// EncodeUplink returns the wire form of u (JSON, version WireVersion).
+func EncodeUplink(u *Uplink) ([]byte, error) {
+	u.V = WireVersion
+	b, err := json.Marshal(u)
+	if err != nil {
+		return nil, fmt.Errorf("encode uplink %q: %w", u.ID, err)
+	}
+	return b, nil
+}
+
+// DecodeUplink parses and validates a wire message.
+func DecodeUplink(b []byte) (*Uplink, error) {
+	var u Uplink
+	if err := json.Unmarshal(b, &u); err != nil {
+		return nil, fmt.Errorf("decode uplink: %w", err)
+	}
+	if err := u.Validate(); err != nil {
+		return nil, fmt.Errorf("decode uplink: %w", err)
+	}
+	return &u, nil
+}
+
+// EncodeFailure returns the wire form of f.
+func EncodeFailure(f *Failure) ([]byte, error) {
+	f.V = WireVersion
+	b, err := json.Marshal(f)
+	if err != nil {
+		return nil, fmt.Errorf("encode failure %q: %w", f.ID, err)
+	}
+	return b, nil
+}
+
+// DecodeFailure parses a failure message.
+func DecodeFailure(b []byte) (*Failure, error) {
+	var f Failure
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("decode failure: %w", err)
+	}
+	if f.V != WireVersion {
+		return nil, fmt.Errorf("decode failure: unsupported wire version %d (want %d)", f.V, WireVersion)
+	}
+	return &f, nil
+}
