@@ -27,6 +27,9 @@ type Output struct {
 	// Readings are the numeric and boolean values of Data, flattened.
 	Readings []sluice.Reading
 	Warnings []string
+	// Normalized is the normalized payload (The Things Stack schema: air.temperature, …) when
+	// the script has a normalizeUplink; one object per measurement. Nil otherwise.
+	Normalized []map[string]any
 }
 
 // A Decoder turns one uplink's bytes into readings. Decode is safe for concurrent use.

@@ -1,0 +1,126 @@
+package decoders
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/dop251/goja"
+	"github.com/dop251/goja/parser"
+)
+
+// Sentinel causes of a failed decode, wrapped in a *DecodeError; test them with errors.Is.
+var (
+	// ErrTimeout: the script ran past its wall-clock budget and was interrupted.
+	ErrTimeout = errors.New("script timed out")
+	// ErrStackOverflow: the script nested calls deeper than the configured limit.
+	ErrStackOverflow = errors.New("script exceeded the call stack limit")
+	// ErrThrown: the script threw an exception.
+	ErrThrown = errors.New("script threw")
+	// ErrReported: the decoder returned a non-empty errors array.
+	ErrReported = errors.New("decoder reported errors")
+	// ErrInvalidOutput: the script returned something that is not a decoder result.
+	ErrInvalidOutput = errors.New("invalid decoder output")
+	// ErrOutputTooLarge: the decoded output is larger than the configured limit.
+	ErrOutputTooLarge = errors.New("decoder output too large")
+	// ErrPayload: a built-in decoder could not parse the bytes.
+	ErrPayload = errors.New("invalid payload")
+	// ErrBusy: no runtime of the script became free before the caller's context ended.
+	ErrBusy = errors.New("no free script runtime")
+)
+
+// CompileError reports a script that cannot be loaded: a syntax error, a top-level exception,
+// a missing entry point or a file too large. Line and Column are 1-based, 0 when unknown.
+type CompileError struct {
+	File         string
+	Line, Column int
+	Err          error
+}
+
+func (e *CompileError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d:%d: %v", e.File, e.Line, e.Column, e.Err)
+	}
+	return fmt.Sprintf("%s: %v", e.File, e.Err)
+}
+
+func (e *CompileError) Unwrap() error { return e.Err }
+
+// Reason names the cause of a decode failure in a few stable words, for metrics and logs.
+func Reason(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, ErrTimeout):
+		return "timeout"
+	case errors.Is(err, ErrStackOverflow):
+		return "stack_overflow"
+	case errors.Is(err, ErrThrown):
+		return "exception"
+	case errors.Is(err, ErrReported):
+		return "reported"
+	case errors.Is(err, ErrInvalidOutput):
+		return "invalid_output"
+	case errors.Is(err, ErrOutputTooLarge):
+		return "output_too_large"
+	case errors.Is(err, ErrPayload):
+		return "payload"
+	case errors.Is(err, ErrBusy):
+		return "busy"
+	default:
+		return "other"
+	}
+}
+
+// scriptFailure turns an error from goja into a cause and the script position it names.
+func scriptFailure(err error) (cause error, line, col int) {
+	var (
+		interrupted *goja.InterruptedError
+		overflow    *goja.StackOverflowError
+		exception   *goja.Exception
+		syntax      *goja.CompilerSyntaxError
+		parseList   parser.ErrorList
+		parseErr    *parser.Error
+	)
+	switch {
+	case errors.As(err, &interrupted):
+		line, col = position(interrupted.Stack())
+		return ErrTimeout, line, col
+	case errors.As(err, &overflow):
+		line, col = position(overflow.Stack())
+		return ErrStackOverflow, line, col
+	case errors.As(err, &exception):
+		line, col = position(exception.Stack())
+		msg := "undefined"
+		if v := exception.Value(); v != nil {
+			msg = v.String()
+		}
+		return fmt.Errorf("%w: %s", ErrThrown, msg), line, col
+	case errors.As(err, &syntax):
+		if syntax.File != nil {
+			p := syntax.File.Position(syntax.Offset)
+			line, col = p.Line, p.Column
+		}
+		return fmt.Errorf("syntax error: %s", syntax.Message), line, col
+	case errors.As(err, &parseList) && len(parseList) > 0:
+		e := parseList[0]
+		msg := e.Message
+		if len(parseList) > 1 {
+			msg = fmt.Sprintf("%s (and %d more errors)", msg, len(parseList)-1)
+		}
+		return fmt.Errorf("syntax error: %s", msg), e.Position.Line, e.Position.Column
+	case errors.As(err, &parseErr):
+		return fmt.Errorf("syntax error: %s", parseErr.Message), parseErr.Position.Line, parseErr.Position.Column
+	default:
+		return err, 0, 0
+	}
+}
+
+// position is the innermost script frame of a stack.
+func position(stack []goja.StackFrame) (line, col int) {
+	for i := range stack {
+		if p := stack[i].Position(); p.Line > 0 {
+			return p.Line, p.Column
+		}
+	}
+	return 0, 0
+}

@@ -1,0 +1,132 @@
+package decoders
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// hostileBound is far above the 100 ms timeout: a script that is not stopped hangs the test
+// well past it, so the bound only catches a sandbox that does not stop scripts at all.
+const hostileBound = 5 * time.Second
+
+// TestHostileScripts runs each hostile body when the first byte is 1, and a well-behaved
+// decode otherwise, on a pool of one runtime: each attack must fail with a clear error and the
+// next decode on the same pool must work.
+func TestHostileScripts(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want error
+		msg  string // substring of the error text
+	}{
+		{"infinite loop", `while (true) {}`, ErrTimeout, "script timed out"},
+		{"unbounded recursion", `function f(n) { return f(n + 1) + 1 } return f(0);`, ErrStackOverflow, "call stack limit"},
+		{"allocation loop", `var a = []; while (true) a.push(new Array(1000));`, ErrTimeout, "script timed out"},
+		{"allocation loop of filled arrays", `var a = []; while (true) a.push(new Array(1000).fill(7));`, ErrTimeout, "script timed out"},
+		{"huge string result", `return {data: {s: "x".repeat(1 << 23)}};`, ErrOutputTooLarge, "output too large"},
+		{"giant repeat", `return {data: {s: "x".repeat(1e10)}};`, ErrThrown, "RangeError: repeat: result of 10000000000 exceeds the limit"},
+		{"giant typed array", `return {data: {b: new Uint8Array(1e10)}};`, ErrThrown, "RangeError: Uint8Array: length 10000000000 exceeds"},
+		{"giant fill", `return {data: {b: new Array(1e9).fill(0)}};`, ErrThrown, "RangeError: fill"},
+		{"giant join", `return {data: {b: new Array(1e9).join("ab")}};`, ErrThrown, "RangeError: join"},
+		{"throw", `throw new TypeError("bad payload");`, ErrThrown, "decoder test at 2:7, device dev-1: script threw: TypeError: bad payload"},
+		{"throw a string", `throw "oops";`, ErrThrown, "script threw: oops"},
+		{"type error", `return input.nope.deeper;`, ErrThrown, "TypeError: Cannot read property 'deeper' of undefined"},
+		{"garbage number", `return 42;`, ErrInvalidOutput, "decodeUplink returned a number, want an object"},
+		{"garbage null", `return null;`, ErrInvalidOutput, "decodeUplink returned null"},
+		{"garbage undefined", `return;`, ErrInvalidOutput, "decodeUplink returned undefined"},
+		{"garbage data", `return {data: "text"};`, ErrInvalidOutput, "decodeUplink data is a string, want an object"},
+		{"array data", `return {data: [1, 2]};`, ErrInvalidOutput, "decodeUplink data is an array, want an object"},
+		{"cyclic data", `var o = {}; o.self = o; return {data: o};`, ErrInvalidOutput, "nested deeper than"},
+		{"reported errors", `return {data: {}, errors: ["unknown fPort", "short payload"]};`, ErrReported, "decoder reported errors: unknown fPort; short payload"},
+		{"runaway console", `while (true) console.log("spam");`, ErrTimeout, "script timed out"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := mustScript(t, "function decodeUplink(input) { if (input.bytes[0] === 1) {\n"+tt.body+"\n} return {data: {ok: true}} }")
+			start := time.Now()
+			_, err := s.Decode(context.Background(), testInput(1))
+			if elapsed := time.Since(start); elapsed > hostileBound {
+				t.Errorf("decode took %v, want under %v", elapsed, hostileBound)
+			}
+			var de *DecodeError
+			if !errors.As(err, &de) {
+				t.Fatalf("err = %v (%T), want *DecodeError", err, err)
+			}
+			if !errors.Is(err, tt.want) {
+				t.Errorf("err = %v, want %v", err, tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.msg) {
+				t.Errorf("err = %q, want it to contain %q", err, tt.msg)
+			}
+			out, err := s.Decode(context.Background(), testInput(0))
+			if err != nil {
+				t.Fatalf("next decode: %v", err)
+			}
+			if out.Data["ok"] != true {
+				t.Errorf("next decode data = %v, want ok", out.Data)
+			}
+		})
+	}
+}
+
+// TestHostileErrorPosition checks that errors name the script's line and column.
+func TestHostileErrorPosition(t *testing.T) {
+	s := mustScript(t, "function decodeUplink(input) {\n  var x = 1;\n  throw new Error('line three');\n}")
+	_, err := s.Decode(context.Background(), testInput())
+	var de *DecodeError
+	if !errors.As(err, &de) {
+		t.Fatalf("err = %v, want *DecodeError", err)
+	}
+	if de.Line != 3 || de.Column != 9 || de.Decoder != "test" || de.Device != "dev-1" {
+		t.Errorf("error at %d:%d decoder %q device %q, want 3:9 test dev-1", de.Line, de.Column, de.Decoder, de.Device)
+	}
+	if want := "decoder test at 3:9, device dev-1: script threw: Error: line three"; err.Error() != want {
+		t.Errorf("err = %q, want %q", err, want)
+	}
+}
+
+// TestHostileAllocationHeap checks that the process stays healthy after an allocation loop:
+// the interrupted runtime is dropped, so its garbage is collected.
+func TestHostileAllocationHeap(t *testing.T) {
+	s := mustScript(t, "function decodeUplink(input) { if (input.bytes[0] === 1) { var a = []; while (true) a.push(new Array(1000).fill(1)); } return {data: {}} }")
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := 0; i < 3; i++ {
+		if _, err := s.Decode(context.Background(), testInput(1)); !errors.Is(err, ErrTimeout) {
+			t.Fatalf("err = %v, want ErrTimeout", err)
+		}
+	}
+	var after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grown := int64(after.HeapAlloc) - int64(before.HeapAlloc); grown > 64<<20 {
+		t.Errorf("heap grew by %d MiB after the interrupted runtimes were dropped, want under 64 MiB", grown>>20)
+	}
+	if _, err := s.Decode(context.Background(), testInput(0)); err != nil {
+		t.Errorf("next decode: %v", err)
+	}
+}
+
+func TestHostileContextDeadline(t *testing.T) {
+	cfg := testConfig()
+	cfg.Timeout = 10 * time.Second
+	s, err := NewScript("slow", "slow.js", []byte(`function Decoder() { while (true) {} }`), cfg, ScriptOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = s.Decode(ctx, testInput())
+	if !errors.Is(err, ErrTimeout) {
+		t.Errorf("err = %v, want ErrTimeout", err)
+	}
+	if elapsed := time.Since(start); elapsed > hostileBound {
+		t.Errorf("decode took %v; the context deadline should cut the 10s timeout short", elapsed)
+	}
+}

@@ -1,0 +1,134 @@
+package decoders
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dop251/goja"
+)
+
+// entry is the calling convention a script was written for.
+type entry int
+
+const (
+	entryDecodeUplink entry = iota + 1 // decodeUplink(input) → {data, warnings, errors}: TTS v3, ChirpStack v4
+	entryDecode                        // Decode(fPort, bytes, variables) → data: ChirpStack v3
+	entryDecoder                       // Decoder(bytes, port) → data: TTN v2
+)
+
+func (e entry) String() string {
+	switch e {
+	case entryDecodeUplink:
+		return "decodeUplink"
+	case entryDecode:
+		return "Decode"
+	case entryDecoder:
+		return "Decoder"
+	}
+	return "none"
+}
+
+// vm is one goja runtime with one script loaded. It is used by one goroutine at a time and
+// belongs to the pool of its program.
+type vm struct {
+	rt        *goja.Runtime
+	p         *program
+	entry     entry
+	fn        goja.Callable
+	normalize goja.Callable // nil when the script has no normalizeUplink
+	date      goja.Value    // the Date constructor
+	bytes     [256]goja.Value
+	device    string // device of the current call, for console logs
+	broken    bool   // interrupted or panicked: never reuse
+}
+
+// newVM creates a runtime, hardens it, runs the script's top level under the time budget and
+// finds its entry point.
+func newVM(p *program) (*vm, error) {
+	v := &vm{rt: goja.New(), p: p}
+	if err := v.harden(p.cfg.MaxCallStack); err != nil {
+		return nil, err
+	}
+	if _, err := v.call(p.cfg.Timeout, func() (goja.Value, error) { return v.rt.RunProgram(p.prg) }); err != nil {
+		return nil, err
+	}
+	for _, c := range []struct {
+		name string
+		e    entry
+	}{{"decodeUplink", entryDecodeUplink}, {"Decode", entryDecode}, {"Decoder", entryDecoder}} {
+		if fn, ok := goja.AssertFunction(v.rt.Get(c.name)); ok {
+			v.entry, v.fn = c.e, fn
+			break
+		}
+	}
+	if v.fn == nil {
+		return nil, errors.New("script defines none of decodeUplink(input), Decode(fPort, bytes, variables), Decoder(bytes, port)")
+	}
+	if v.entry == entryDecodeUplink {
+		v.normalize, _ = goja.AssertFunction(v.rt.Get("normalizeUplink"))
+	}
+	v.date = v.rt.Get("Date")
+	for i := range v.bytes {
+		v.bytes[i] = v.rt.ToValue(i)
+	}
+	return v, nil
+}
+
+// call runs fn with a wall-clock budget: a timer interrupts the runtime when it runs out. A
+// runtime whose timer fired, or that panicked, is marked broken and must be discarded, since
+// an interrupt may land after fn returned.
+func (v *vm) call(timeout time.Duration, fn func() (goja.Value, error)) (res goja.Value, err error) {
+	if timeout <= 0 {
+		return nil, ErrTimeout
+	}
+	t := time.AfterFunc(timeout, func() { v.rt.Interrupt(ErrTimeout) })
+	defer func() {
+		if !t.Stop() {
+			v.broken = true
+		}
+		if r := recover(); r != nil {
+			v.broken = true
+			res, err = nil, fmt.Errorf("script runtime panic: %v", r)
+		}
+		var (
+			interrupted *goja.InterruptedError
+			overflow    *goja.StackOverflowError
+		)
+		if errors.As(err, &interrupted) || errors.As(err, &overflow) {
+			v.broken = true // start over with a fresh runtime rather than trust its state
+		}
+	}()
+	return fn()
+}
+
+// array builds a plain JS Array of the bytes, as The Things Stack passes them.
+func (v *vm) array(b []byte) goja.Value {
+	items := make([]any, len(b))
+	for i, c := range b {
+		items[i] = v.bytes[c]
+	}
+	return v.rt.NewArray(items...)
+}
+
+func (v *vm) variables(vars map[string]string) goja.Value {
+	o := v.rt.NewObject()
+	for k, val := range vars {
+		_ = o.Set(k, val)
+	}
+	return o
+}
+
+// input is the argument of decodeUplink: {bytes, fPort, recvTime, variables}.
+func (v *vm) input(in *Input, recv time.Time) (goja.Value, error) {
+	o := v.rt.NewObject()
+	_ = o.Set("bytes", v.array(in.Bytes))
+	_ = o.Set("fPort", in.FPort)
+	d, err := v.rt.New(v.date, v.rt.ToValue(recv.UnixMilli()))
+	if err != nil {
+		return nil, err
+	}
+	_ = o.Set("recvTime", d)
+	_ = o.Set("variables", v.variables(in.Variables))
+	return o, nil
+}
