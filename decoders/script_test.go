@@ -46,7 +46,7 @@ func jsonOf(t testing.TB, v any) string {
 func TestScriptEntryPoints(t *testing.T) {
 	tests := []struct {
 		name, src, entry, data string
-		warnings           []string
+		warnings               []string
 	}{
 		{
 			name:  "decodeUplink",
