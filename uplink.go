@@ -1,6 +1,7 @@
 package sluice
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
@@ -67,4 +68,26 @@ func (u *Uplink) Validate() error {
 		return fmt.Errorf("uplink %q has no device", u.ID)
 	}
 	return nil
+}
+
+// ErrBufferFull is returned by a buffer that refuses a message because its disk budget is
+// used up. Ingest turns it into "quota exceeded" for the publisher; nothing accepted is evicted.
+var ErrBufferFull = errors.New("buffer full: disk budget used up")
+
+// DeadLetter records what a database target refused, on DLQSubject(Target): either one reading
+// (Row set) or a whole message that could not be read (Data set). Nothing a target refuses is
+// dropped without one.
+type DeadLetter struct {
+	V        int       `json:"v"`
+	Target   string    `json:"target"`
+	Subject  string    `json:"subject"`            // the subject of the original message
+	Sequence uint64    `json:"sequence,omitempty"` // its stream sequence
+	UplinkID string    `json:"uplink_id,omitempty"`
+	Tenant   string    `json:"tenant,omitempty"`
+	Device   string    `json:"device,omitempty"`
+	Row      *Reading  `json:"row,omitempty"`
+	Data     []byte    `json:"data,omitempty"`
+	SQLState string    `json:"sqlstate,omitempty"`
+	Error    string    `json:"error"`
+	At       time.Time `json:"at"`
 }

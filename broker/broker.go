@@ -1,0 +1,125 @@
+// Package broker owns the embedded MQTT server (mochi-mqtt): its listeners, capabilities and
+// limits, authentication, and the bridge of its logs into zerolog. It knows no ingest logic:
+// hooks are handed to it by the caller, in order.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/rs/zerolog"
+)
+
+// Broker is the embedded MQTT broker. Build it with New, add hooks with AddHook, then Run.
+type Broker struct {
+	cfg       Config
+	log       zerolog.Logger
+	srv       *mqtt.Server
+	listeners []listeners.Listener
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New validates cfg and builds the broker and its listeners without opening any socket.
+func New(cfg Config, log zerolog.Logger) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log = log.With().Str("component", "broker").Logger()
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumClients = int64(cfg.MaxClients)
+	caps.MaximumPacketSize = uint32(cfg.MaxPacketSize)
+	caps.MaximumClientWritesPending = int32(cfg.MaxPendingWrites)
+	caps.ReceiveMaximum = uint16(cfg.ReceiveMaximum)
+	caps.MaximumInflight = uint16(cfg.MaxInflight)
+	caps.MaximumSessionExpiryInterval = uint32(cfg.MaxSessionExpiry.Seconds())
+	// Real clients (paho among them) reject acknowledgements that echo the publisher's user
+	// properties, and expect the broker to close the socket after a DISCONNECT it sends.
+	caps.Compatibilities.NoInheritedPropertiesOnAck = true
+	srv := mqtt.New(&mqtt.Options{
+		Capabilities:             caps,
+		ClientNetWriteBufferSize: int(cfg.WriteBufferSize),
+		ClientNetReadBufferSize:  int(cfg.ReadBufferSize),
+		Logger:                   newSlog(log),
+		InlineClient:             false,
+	})
+	b := &Broker{cfg: cfg, log: log, srv: srv}
+	for i, l := range cfg.Listeners {
+		id := l.ID
+		if id == "" {
+			id = fmt.Sprintf("%s%d", l.Type, i)
+		}
+		switch l.Type {
+		case "tcp":
+			b.listeners = append(b.listeners, listeners.NewTCP(listeners.Config{ID: id, Address: l.Address}))
+		case "ws":
+			b.listeners = append(b.listeners, listeners.NewWebsocket(listeners.Config{ID: id, Address: l.Address}))
+		}
+	}
+	if cfg.AllowAnonymous {
+		if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+			return nil, fmt.Errorf("broker: allow anonymous: %w", err)
+		}
+	}
+	return b, nil
+}
+
+// AddHook adds a hook; hooks run in the order they are added. Call before Run.
+func (b *Broker) AddHook(h mqtt.Hook, config any) error {
+	if err := b.srv.AddHook(h, config); err != nil {
+		return fmt.Errorf("broker: add hook %s: %w", h.ID(), err)
+	}
+	return nil
+}
+
+// Start opens the listeners and starts serving in the background.
+func (b *Broker) Start() error {
+	for _, l := range b.listeners {
+		if err := b.srv.AddListener(l); err != nil {
+			return fmt.Errorf("broker: listen %s on %s: %w", l.ID(), l.Address(), err)
+		}
+	}
+	if err := b.srv.Serve(); err != nil {
+		return fmt.Errorf("broker: serve: %w", err)
+	}
+	for _, l := range b.listeners {
+		b.log.Info().Str("listener", l.ID()).Str("protocol", l.Protocol()).Str("address", l.Address()).Msg("mqtt listening")
+	}
+	return nil
+}
+
+// Addrs returns the bound address of each listener, in config order (useful with port 0).
+func (b *Broker) Addrs() []string {
+	out := make([]string, len(b.listeners))
+	for i, l := range b.listeners {
+		out[i] = l.Address()
+	}
+	return out
+}
+
+// Clients returns the number of connected clients.
+func (b *Broker) Clients() int64 { return b.srv.Info.ClientsConnected }
+
+// Run starts the broker and blocks until ctx is cancelled, then closes it.
+func (b *Broker) Run(ctx context.Context) error {
+	if err := b.Start(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return b.Close()
+}
+
+// Close stops the listeners and disconnects every client. It is idempotent.
+func (b *Broker) Close() error {
+	b.closeOnce.Do(func() {
+		if err := b.srv.Close(); err != nil && !errors.Is(err, context.Canceled) {
+			b.closeErr = fmt.Errorf("broker: close: %w", err)
+		}
+	})
+	return b.closeErr
+}

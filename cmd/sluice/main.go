@@ -1,0 +1,173 @@
+// Command sluice is the Sluice edge IoT ingestor: an MQTT broker that decodes device payloads
+// inline, buffers readings durably in NATS JetStream and forwards them to PostgreSQL or
+// TimescaleDB.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/sluice-iot/sluice/edge"
+	"github.com/sluice-iot/sluice/sink"
+)
+
+// version is stamped at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2 // bad flags or an invalid configuration
+)
+
+const usage = `usage: sluice <command> [flags]
+
+commands:
+  run      start the edge site (broker, buffer, sinks)
+  migrate  create or update the database schema
+  check    load and validate the configuration, print problems
+  version  print the version
+
+Run 'sluice <command> -h' for the flags of a command.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "run":
+		return runSite(args[1:], stderr)
+	case "migrate":
+		return runMigrate(args[1:], stdout, stderr)
+	case "check":
+		return runCheck(args[1:], stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "sluice", buildVersion())
+		return exitOK
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "sluice: unknown command %q\n\n%s", args[0], usage)
+		return exitUsage
+	}
+}
+
+func buildVersion() string {
+	v := version
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += " (" + s.Value[:12] + ")"
+			}
+		}
+	}
+	return v
+}
+
+// configFlag registers --config on fs.
+func configFlag(fs *flag.FlagSet) *string {
+	return fs.String("config", "configs/sluice.yaml", "configuration `file`")
+}
+
+// loadConfig loads the configuration, printing every problem on failure.
+func loadConfig(path string, stderr io.Writer) (*edge.Config, int) {
+	cfg, err := edge.LoadConfig(path)
+	if err != nil {
+		fmt.Fprintln(stderr, "sluice:", err)
+		var ce *edge.ConfigError
+		if errors.As(err, &ce) {
+			return nil, exitUsage
+		}
+		return nil, exitUsage
+	}
+	return cfg, exitOK
+}
+
+func runSite(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("sluice run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := configFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	cfg, code := loadConfig(*path, stderr)
+	if cfg == nil {
+		return code
+	}
+	log := edge.NewLogger(cfg.Log, os.Stderr)
+	log.Info().Str("version", buildVersion()).Str("config", *path).Str("data_dir", cfg.DataDir).Msg("starting sluice")
+	site, err := edge.New(*cfg, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "sluice:", err)
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := site.Run(ctx); err != nil {
+		log.Error().Err(err).Msg("sluice failed")
+		return exitFailure
+	}
+	return exitOK
+}
+
+func runCheck(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("sluice check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := configFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if cfg, code := loadConfig(*path, stderr); cfg == nil {
+		return code
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", *path)
+	return exitOK
+}
+
+func runMigrate(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("sluice migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := configFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	cfg, code := loadConfig(*path, stderr)
+	if cfg == nil {
+		return code
+	}
+	log := edge.NewLogger(cfg.Log, os.Stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	failed := false
+	for _, tc := range cfg.Sink.Targets {
+		steps, err := sink.MigrateTarget(ctx, tc, log)
+		for _, s := range steps {
+			fmt.Fprintf(stdout, "%s: %s\n", tc.Name, s)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "sluice: target %s: %v\n", tc.Name, err)
+			failed = true
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: schema %s is up to date\n", tc.Name, tc.Schema)
+	}
+	if failed {
+		return exitFailure
+	}
+	return exitOK
+}

@@ -1,0 +1,64 @@
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Readiness is the body of /readyz.
+type Readiness struct {
+	// Status is "ready", "degraded" (ingest works, a sink cannot reach its database: readings
+	// are buffered) or "unavailable" (ingest cannot store).
+	Status string            `json:"status"`
+	Broker string            `json:"broker"`
+	Buffer string            `json:"buffer"`
+	Sinks  map[string]string `json:"sinks"`
+	Errors map[string]string `json:"errors,omitempty"`
+}
+
+// Ready reports the site's readiness.
+func (s *Site) Ready(ctx context.Context) Readiness {
+	r := Readiness{Status: "ready", Broker: "ok", Buffer: "ok", Sinks: map[string]string{}, Errors: map[string]string{}}
+	if !s.brokerUp.Load() {
+		r.Broker, r.Status = "down", "unavailable"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := s.buffer.Check(ctx); err != nil {
+		r.Buffer, r.Status = "unavailable", "unavailable"
+		r.Errors["buffer"] = err.Error()
+	}
+	for _, t := range s.targets {
+		state, err := t.Status()
+		r.Sinks[t.Name()] = state
+		if err != nil {
+			r.Errors["sink."+t.Name()] = err.Error()
+		}
+		if state != "ok" && r.Status == "ready" {
+			r.Status = "degraded"
+		}
+	}
+	return r
+}
+
+func (s *Site) adminHandler(gatherer prometheus.Gatherer) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ready := s.Ready(r.Context())
+		w.Header().Set("Content-Type", "application/json")
+		if ready.Status == "unavailable" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		json.NewEncoder(w).Encode(ready)
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	return mux
+}

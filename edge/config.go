@@ -1,0 +1,207 @@
+package edge
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/sluice-iot/sluice/broker"
+	"github.com/sluice-iot/sluice/hooks"
+	"github.com/sluice-iot/sluice/sink"
+)
+
+// Config is the whole configuration of one edge site: one YAML file.
+type Config struct {
+	// DataDir holds everything Sluice keeps on disk (the JetStream buffer among it).
+	DataDir string    `yaml:"data_dir"`
+	Log     LogConfig `yaml:"log"`
+	HTTP    struct {
+		// Address of the admin listener (/healthz, /readyz, /metrics); empty disables it.
+		Address string `yaml:"address"`
+	} `yaml:"http"`
+	MQTT   broker.Config       `yaml:"mqtt"`
+	NATS   sink.BufferConfig   `yaml:"nats"`
+	Routes []hooks.RouteConfig `yaml:"routes"`
+	Sink   struct {
+		Targets []sink.TargetConfig `yaml:"targets"`
+	} `yaml:"sink"`
+	// ShutdownTimeout bounds a graceful stop: intake stops, in-flight publishes finish, the
+	// sinks finish their batches.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // trace, debug, info, warn, error
+	Format string `yaml:"format"` // auto (console on a terminal, else json), json, console
+}
+
+// DefaultConfig returns a complete configuration: every key has a default.
+func DefaultConfig() Config {
+	c := Config{
+		DataDir:         "data",
+		Log:             LogConfig{Level: "info", Format: "auto"},
+		MQTT:            broker.DefaultConfig(),
+		NATS:            sink.DefaultBufferConfig(),
+		ShutdownTimeout: 15 * time.Second,
+	}
+	c.HTTP.Address = "127.0.0.1:9484"
+	c.Sink.Targets = []sink.TargetConfig{sink.DefaultTargetConfig()}
+	return c
+}
+
+// Validate reports every problem of the whole configuration at once, each with its key path.
+func (c *Config) Validate() error {
+	var errs []error
+	var add func(prefix string, err error)
+	add = func(prefix string, err error) {
+		if err == nil {
+			return
+		}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				add(prefix, e)
+			}
+			return
+		}
+		errs = append(errs, fmt.Errorf("%s%v", prefix, err))
+	}
+	if c.DataDir == "" {
+		add("", errors.New("data_dir: required"))
+	}
+	switch c.Log.Level {
+	case "trace", "debug", "info", "warn", "error":
+	default:
+		add("", fmt.Errorf("log.level: %q is not one of trace, debug, info, warn, error", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "auto", "json", "console":
+	default:
+		add("", fmt.Errorf("log.format: %q is not one of auto, json, console", c.Log.Format))
+	}
+	if c.ShutdownTimeout <= 0 {
+		add("", errors.New("shutdown_timeout: must be positive"))
+	}
+	add("mqtt.", c.MQTT.Validate())
+	add("nats.", c.NATS.Validate())
+	if len(c.Routes) == 0 {
+		add("", errors.New("routes: at least one route is required"))
+	}
+	_, err := hooks.NewRouter(c.Routes)
+	add("", err)
+	if len(c.Sink.Targets) == 0 {
+		add("", errors.New("sink.targets: at least one target is required"))
+	}
+	names := map[string]bool{}
+	for i, t := range c.Sink.Targets {
+		add(fmt.Sprintf("sink.targets[%d].", i), t.Validate())
+		if names[t.Name] {
+			add("", fmt.Errorf("sink.targets[%d].name: %q is used twice", i, t.Name))
+		}
+		names[t.Name] = true
+	}
+	return errors.Join(errs...)
+}
+
+// ConfigError is an invalid configuration: every problem, each with its key path.
+type ConfigError struct {
+	File     string
+	Problems []error
+}
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "invalid config %s (%d problems):", e.File, len(e.Problems))
+	for _, p := range e.Problems {
+		b.WriteString("\n  ")
+		b.WriteString(p.Error())
+	}
+	return b.String()
+}
+
+// LoadConfig reads the YAML file at path over the defaults, expands ${VAR} and ${VAR:-default}
+// references, applies the SLUICE_* environment overrides, and validates the result. Every
+// problem (unknown keys included) is reported at once in a *ConfigError.
+func LoadConfig(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return ParseConfig(path, raw, os.LookupEnv)
+}
+
+// ParseConfig is LoadConfig on bytes, with env looking up environment variables.
+func ParseConfig(name string, raw []byte, env func(string) (string, bool)) (*Config, error) {
+	cfg := DefaultConfig()
+	expanded := expandEnv(raw, env)
+	var doc yaml.Node
+	if err := yaml.Unmarshal(expanded, &doc); err != nil {
+		return nil, &ConfigError{File: name, Problems: []error{err}}
+	}
+	if problems := unknownKeys(&doc, reflect.TypeOf(cfg), ""); len(problems) > 0 {
+		return nil, &ConfigError{File: name, Problems: problems}
+	}
+	if len(doc.Content) > 0 {
+		dec := yaml.NewDecoder(bytes.NewReader(expanded))
+		if err := dec.Decode(&cfg); err != nil {
+			return nil, &ConfigError{File: name, Problems: typeErrors(err)}
+		}
+	}
+	applyEnv(&cfg, env)
+	if err := cfg.Validate(); err != nil {
+		return nil, &ConfigError{File: name, Problems: err.(interface{ Unwrap() []error }).Unwrap()}
+	}
+	return &cfg, nil
+}
+
+func typeErrors(err error) []error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		out := make([]error, len(te.Errors))
+		for i, e := range te.Errors {
+			out[i] = errors.New(e)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}`)
+
+// expandEnv replaces ${VAR} and ${VAR:-default}. A bare $ is left alone (bcrypt hashes have
+// them).
+func expandEnv(raw []byte, env func(string) (string, bool)) []byte {
+	return envRef.ReplaceAllFunc(raw, func(m []byte) []byte {
+		sub := envRef.FindSubmatch(m)
+		if v, ok := env(string(sub[1])); ok && v != "" {
+			return []byte(v)
+		}
+		return sub[2]
+	})
+}
+
+// applyEnv applies the environment overrides meant for automation.
+func applyEnv(c *Config, env func(string) (string, bool)) {
+	if v, ok := env("SLUICE_MQTT_ADDR"); ok && v != "" && len(c.MQTT.Listeners) > 0 {
+		c.MQTT.Listeners[0].Address = v
+	}
+	if v, ok := env("SLUICE_HTTP_ADDR"); ok {
+		c.HTTP.Address = v
+	}
+	if v, ok := env("SLUICE_DATA_DIR"); ok && v != "" {
+		c.DataDir = v
+	}
+	if v, ok := env("SLUICE_DATABASE_URL"); ok && v != "" && len(c.Sink.Targets) > 0 {
+		c.Sink.Targets[0].DatabaseURL = v
+	}
+	if v, ok := env("SLUICE_LOG_LEVEL"); ok && v != "" {
+		c.Log.Level = v
+	}
+}

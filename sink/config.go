@@ -1,0 +1,156 @@
+package sink
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/sluice-iot/sluice"
+)
+
+// BufferConfig configures the JetStream buffer.
+type BufferConfig struct {
+	// URL of an external NATS server or cluster; empty starts an embedded server.
+	URL string `yaml:"url"`
+	// Listen opens a client port on the embedded server (e.g. "127.0.0.1:4222") for backends;
+	// empty opens none.
+	Listen string `yaml:"listen"`
+	// StoreDir holds the embedded server's JetStream files; empty means <data_dir>/jetstream.
+	StoreDir string `yaml:"store_dir"`
+	// Stream is the name of the stream holding uplinks, failures and dead letters.
+	Stream string `yaml:"stream"`
+	// MaxBytes is the disk budget of the stream; when it is used up new publishes are refused.
+	MaxBytes sluice.ByteSize `yaml:"max_bytes"`
+	// MaxAge is how long messages are retained (0 = until the budget is used).
+	MaxAge time.Duration `yaml:"max_age"`
+	// DuplicateWindow is how long JetStream remembers message ids to drop redelivered uplinks.
+	DuplicateWindow time.Duration `yaml:"duplicate_window"`
+	// Fsync makes the embedded server sync every write to disk before acknowledging it.
+	Fsync bool `yaml:"fsync"`
+	// PublishTimeout bounds how long a QoS 1/2 publish waits for the JetStream acknowledgement.
+	PublishTimeout time.Duration `yaml:"publish_timeout"`
+	// MaxAsyncPending bounds the QoS 0 publishes awaiting acknowledgement.
+	MaxAsyncPending int `yaml:"max_async_pending"`
+}
+
+// DefaultBufferConfig returns the embedded-server defaults.
+func DefaultBufferConfig() BufferConfig {
+	return BufferConfig{
+		Stream:          "SLUICE",
+		MaxBytes:        1 << 30,
+		MaxAge:          7 * 24 * time.Hour,
+		DuplicateWindow: 2 * time.Minute,
+		PublishTimeout:  5 * time.Second,
+		MaxAsyncPending: 4096,
+	}
+}
+
+var streamName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// Validate reports every problem, each prefixed with its key.
+func (c BufferConfig) Validate() error {
+	var errs []error
+	if !streamName.MatchString(c.Stream) {
+		errs = append(errs, fmt.Errorf("stream: %q is not a valid stream name (letters, digits, - and _)", c.Stream))
+	}
+	if c.MaxBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("max_bytes: %s is below the minimum of 1MiB", c.MaxBytes))
+	}
+	if c.MaxAge < 0 {
+		errs = append(errs, errors.New("max_age: must not be negative"))
+	}
+	if c.DuplicateWindow <= 0 {
+		errs = append(errs, errors.New("duplicate_window: must be positive"))
+	}
+	if c.MaxAge > 0 && c.DuplicateWindow > c.MaxAge {
+		errs = append(errs, errors.New("duplicate_window: must not exceed max_age"))
+	}
+	if c.PublishTimeout <= 0 {
+		errs = append(errs, errors.New("publish_timeout: must be positive"))
+	}
+	if c.MaxAsyncPending < 1 {
+		errs = append(errs, errors.New("max_async_pending: must be at least 1"))
+	}
+	if c.URL != "" && c.Listen != "" {
+		errs = append(errs, errors.New("listen: only the embedded server listens; remove it or url"))
+	}
+	return errors.Join(errs...)
+}
+
+// TargetConfig configures one database the sink writes to.
+type TargetConfig struct {
+	// Name identifies the target in metrics, consumer names and dead-letter subjects.
+	Name        string `yaml:"name"`
+	DatabaseURL string `yaml:"database_url"`
+	// Schema is the PostgreSQL schema holding Sluice's tables and views.
+	Schema string `yaml:"schema"`
+	// BatchRows is the most readings written in one transaction.
+	BatchRows int `yaml:"batch_rows"`
+	// BatchWait is the longest a reading waits for its batch to fill.
+	BatchWait time.Duration `yaml:"batch_wait"`
+	// RetryMin and RetryMax bound the exponential backoff after a database error.
+	RetryMin time.Duration `yaml:"retry_min"`
+	RetryMax time.Duration `yaml:"retry_max"`
+	// Migrate applies the schema migrations at start-up.
+	Migrate bool `yaml:"migrate"`
+	// MaxConns bounds the connection pool.
+	MaxConns int32 `yaml:"max_conns"`
+}
+
+// DefaultTargetConfig returns the defaults of a target.
+func DefaultTargetConfig() TargetConfig {
+	return TargetConfig{
+		Name:      "main",
+		Schema:    "public",
+		BatchRows: 5000,
+		BatchWait: 100 * time.Millisecond,
+		RetryMin:  100 * time.Millisecond,
+		RetryMax:  10 * time.Second,
+		Migrate:   true,
+		MaxConns:  4,
+	}
+}
+
+var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// Validate reports every problem, each prefixed with its key.
+func (c TargetConfig) Validate() error {
+	var errs []error
+	if !identifier.MatchString(c.Name) {
+		errs = append(errs, fmt.Errorf("name: %q must be a lower-case identifier", c.Name))
+	}
+	if c.DatabaseURL == "" {
+		errs = append(errs, errors.New("database_url: required (or set SLUICE_DATABASE_URL)"))
+	}
+	if !identifier.MatchString(c.Schema) {
+		errs = append(errs, fmt.Errorf("schema: %q must be a lower-case identifier", c.Schema))
+	}
+	if c.BatchRows < 1 || c.BatchRows > 1_000_000 {
+		errs = append(errs, fmt.Errorf("batch_rows: %d is outside 1..1000000", c.BatchRows))
+	}
+	if c.BatchWait <= 0 {
+		errs = append(errs, errors.New("batch_wait: must be positive"))
+	}
+	if c.RetryMin <= 0 || c.RetryMax < c.RetryMin {
+		errs = append(errs, errors.New("retry_min, retry_max: want 0 < retry_min <= retry_max"))
+	}
+	if c.MaxConns < 1 {
+		errs = append(errs, errors.New("max_conns: must be at least 1"))
+	}
+	return errors.Join(errs...)
+}
+
+// UnmarshalYAML starts every target from DefaultTargetConfig, so a list entry need only name
+// what differs.
+func (c *TargetConfig) UnmarshalYAML(n *yaml.Node) error {
+	type plain TargetConfig
+	p := plain(DefaultTargetConfig())
+	if err := n.Decode(&p); err != nil {
+		return err
+	}
+	*c = TargetConfig(p)
+	return nil
+}

@@ -1,0 +1,75 @@
+package sink
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type bufferMetrics struct {
+	publishSeconds prometheus.Histogram
+	publishFailed  *prometheus.CounterVec
+	asyncFailed    *prometheus.CounterVec
+	usedBytes      prometheus.Gauge
+}
+
+func newBufferMetrics(reg prometheus.Registerer) *bufferMetrics {
+	m := &bufferMetrics{
+		publishSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sluice_buffer_publish_seconds",
+			Help:    "Time from a JetStream publish to its acknowledgement, for publishes that wait.",
+			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16),
+		}),
+		publishFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_buffer_publish_failed_total",
+			Help: "JetStream publishes that failed, by reason (full, timeout, window_full, closed, other).",
+		}, []string{"reason"}),
+		asyncFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_buffer_async_publish_failed_total",
+			Help: "Asynchronous (QoS 0) publishes JetStream did not store, by reason: these messages are lost.",
+		}, []string{"reason"}),
+		usedBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_buffer_used_bytes",
+			Help: "Bytes held in the stream, against its max_bytes budget.",
+		}),
+	}
+	reg.MustRegister(m.publishSeconds, m.publishFailed, m.asyncFailed, m.usedBytes)
+	return m
+}
+
+type targetMetrics struct {
+	rows         prometheus.Counter
+	batches      prometheus.Counter
+	batchRows    prometheus.Histogram
+	batchSeconds prometheus.Histogram
+	errors       *prometheus.CounterVec
+	pending      prometheus.Gauge
+	deadLetters  prometheus.Counter
+}
+
+func newTargetMetrics(reg prometheus.Registerer, target string) *targetMetrics {
+	l := prometheus.Labels{"target": target}
+	m := &targetMetrics{
+		rows: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_sink_rows_written_total", Help: "Readings committed to the target.", ConstLabels: l,
+		}),
+		batches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_sink_batches_total", Help: "Batches committed to the target.", ConstLabels: l,
+		}),
+		batchRows: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "sluice_sink_batch_rows", Help: "Readings per committed batch.", ConstLabels: l,
+			Buckets: prometheus.ExponentialBuckets(1, 4, 10),
+		}),
+		batchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "sluice_sink_batch_seconds", Help: "Time to write and commit one batch.", ConstLabels: l,
+			Buckets: prometheus.ExponentialBuckets(1e-3, 2, 14),
+		}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_sink_errors_total", Help: "Failed batch attempts, by kind (transient, data).", ConstLabels: l,
+		}, []string{"kind"}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_sink_consumer_pending_messages", Help: "Messages in the buffer not yet delivered to the target (consumer lag).", ConstLabels: l,
+		}),
+		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_sink_dead_letters_total", Help: "Messages or rows the target refused, recorded on the dead-letter subject.", ConstLabels: l,
+		}),
+	}
+	reg.MustRegister(m.rows, m.batches, m.batchRows, m.batchSeconds, m.errors, m.pending, m.deadLetters)
+	return m
+}
