@@ -14,7 +14,7 @@ type Set struct {
 // NewSet returns the built-in decoders plus extra.
 func NewSet(extra ...Decoder) *Set {
 	s := &Set{byName: map[string]Decoder{}}
-	for _, d := range append([]Decoder{JSON{}}, extra...) {
+	for _, d := range append([]Decoder{JSON{}, CayenneLPP{}, Raw{}}, extra...) {
 		s.byName[d.Name()] = d
 	}
 	return s
