@@ -165,4 +165,3 @@ func uplinkID(client string, pk packets.Packet) (id, msgID string) {
 	id = hex.EncodeToString(h.Sum(sum[:0]))
 	return id, id
 }
-

@@ -60,7 +60,7 @@ func NewTarget(cfg TargetConfig, buf *Buffer, log zerolog.Logger, reg prometheus
 		log:   log.With().Str("component", "sink").Str("target", cfg.Name).Logger(),
 		m:     newTargetMetrics(reg, cfg.Name),
 		pool:  pool,
-		w:     newWriter(pool),
+		w:     newWriter(pool, cfg.Schema),
 		state: StateStarting,
 	}, nil
 }
@@ -234,6 +234,9 @@ func (t *Target) retry(ctx context.Context, what string, fn func() error) error 
 			}
 			t.setState(nil)
 			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
 		t.setState(err)
 		t.m.errors.WithLabelValues("transient").Inc()

@@ -29,6 +29,8 @@ const maxCachedSeries = 1 << 20
 // writer writes batches of rows to one PostgreSQL database. It is safe for concurrent use.
 type writer struct {
 	pool *pgxpool.Pool
+	// Qualified table names: writes never depend on the search path.
+	seriesTable, measurements string
 
 	mu     sync.Mutex
 	series map[seriesKey]int64
@@ -53,8 +55,13 @@ func newPool(url, schema string, maxConns int32) (*pgxpool.Pool, error) {
 	return pgxpool.NewWithConfig(context.Background(), pc)
 }
 
-func newWriter(pool *pgxpool.Pool) *writer {
-	return &writer{pool: pool, series: map[seriesKey]int64{}}
+func newWriter(pool *pgxpool.Pool, schema string) *writer {
+	return &writer{
+		pool:         pool,
+		seriesTable:  pgx.Identifier{schema, "series"}.Sanitize(),
+		measurements: pgx.Identifier{schema, "measurements_standard"}.Sanitize(),
+		series:       map[seriesKey]int64{},
+	}
 }
 
 // write stores rows in one transaction: COPY into the staging table, then merge into the
@@ -73,7 +80,7 @@ func (w *writer) write(ctx context.Context, rows []row) (int64, error) {
 		if err != nil {
 			return fmt.Errorf("copy %d rows: %w", len(rows), err)
 		}
-		tag, err := tx.Exec(ctx, "INSERT INTO measurements_standard (time, series_id, value) SELECT time, series_id, value FROM "+
+		tag, err := tx.Exec(ctx, "INSERT INTO "+w.measurements+" (time, series_id, value) SELECT time, series_id, value FROM "+
 			stageTable+" ON CONFLICT DO NOTHING")
 		if err != nil {
 			return fmt.Errorf("merge %d rows: %w", len(rows), err)
@@ -129,14 +136,14 @@ WITH input AS (
 	SELECT DISTINCT ON (tenant, device, metric) tenant, device, metric, unit
 	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(tenant, device, metric, unit)
 ), created AS (
-	INSERT INTO series (tenant, device, metric, unit)
+	INSERT INTO %[1]s (tenant, device, metric, unit)
 	SELECT tenant, device, metric, unit FROM input
 	ON CONFLICT (tenant, device, metric) DO NOTHING
 	RETURNING id, tenant, device, metric
 )
 SELECT id, tenant, device, metric FROM created
 UNION ALL
-SELECT s.id, s.tenant, s.device, s.metric FROM series s JOIN input i USING (tenant, device, metric)`
+SELECT s.id, s.tenant, s.device, s.metric FROM %[1]s s JOIN input i USING (tenant, device, metric)`
 
 func (w *writer) resolve(ctx context.Context, rows []row, missing []int) error {
 	n := len(missing)
@@ -145,7 +152,7 @@ func (w *writer) resolve(ctx context.Context, rows []row, missing []int) error {
 		r := rows[i]
 		tenants, devices, metrics, units = append(tenants, r.key.tenant), append(devices, r.key.device), append(metrics, r.key.metric), append(units, r.unit)
 	}
-	res, err := w.pool.Query(ctx, resolveSeries, tenants, devices, metrics, units)
+	res, err := w.pool.Query(ctx, fmt.Sprintf(resolveSeries, w.seriesTable), tenants, devices, metrics, units)
 	if err != nil {
 		return fmt.Errorf("resolve series: %w", err)
 	}
