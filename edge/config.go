@@ -151,7 +151,7 @@ func ParseConfig(name string, raw []byte, env func(string) (string, bool)) (*Con
 	if len(doc.Content) > 0 {
 		dec := yaml.NewDecoder(bytes.NewReader(expanded))
 		if err := dec.Decode(&cfg); err != nil {
-			return nil, &ConfigError{File: name, Problems: typeErrors(err)}
+			return nil, &ConfigError{File: name, Problems: typeErrors(err, &doc)}
 		}
 	}
 	applyEnv(&cfg, env)
@@ -161,16 +161,29 @@ func ParseConfig(name string, raw []byte, env func(string) (string, bool)) (*Con
 	return &cfg, nil
 }
 
-func typeErrors(err error) []error {
+var errLine = regexp.MustCompile(`^line (\d+): (.*)$`)
+
+// typeErrors turns yaml's decoding errors ("line 3: cannot unmarshal …") into "key.path:
+// cannot unmarshal … (line 3)".
+func typeErrors(err error, doc *yaml.Node) []error {
 	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		out := make([]error, len(te.Errors))
-		for i, e := range te.Errors {
-			out[i] = errors.New(e)
-		}
-		return out
+	if !errors.As(err, &te) {
+		return []error{err}
 	}
-	return []error{err}
+	lines := map[int]string{}
+	keyLines(doc, "", lines)
+	out := make([]error, len(te.Errors))
+	for i, e := range te.Errors {
+		out[i] = errors.New(e)
+		if m := errLine.FindStringSubmatch(e); m != nil {
+			var line int
+			fmt.Sscan(m[1], &line)
+			if path, ok := lines[line]; ok {
+				out[i] = fmt.Errorf("%s: %s (line %d)", path, m[2], line)
+			}
+		}
+	}
+	return out
 }
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}`)

@@ -92,3 +92,29 @@ func join(path, key string) string {
 	}
 	return path + "." + key
 }
+
+// keyLines maps each line of a YAML document that holds a key to that key's path, so that
+// decoding errors, which yaml reports by line, can name the key.
+func keyLines(n *yaml.Node, path string, out map[int]string) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			keyLines(c, path, out)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := join(path, k.Value)
+			out[v.Line] = p
+			keyLines(v, p, out)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			if _, ok := out[c.Line]; !ok {
+				out[c.Line] = p
+			}
+			keyLines(c, p, out)
+		}
+	}
+}
