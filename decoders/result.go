@@ -42,7 +42,7 @@ func (v *vm) decode(in *Input, deadline time.Time) (*Output, error) {
 			return nil, fmt.Errorf("%w: decodeUplink returned %s, want an object {data, warnings, errors}", ErrInvalidOutput, typeOf(res))
 		}
 		if errs := stringList(exported(obj.Get("errors"))); len(errs) > 0 {
-			return nil, fmt.Errorf("%w: %s", ErrReported, strings.Join(errs, "; "))
+			return nil, &reportedError{errs: errs}
 		}
 		out.Warnings = stringList(exported(obj.Get("warnings")))
 		dataVal = obj.Get("data")
