@@ -32,6 +32,7 @@ type Buffer struct {
 	nc *nats.Conn
 	js jetstream.JetStream
 
+	floor     floors // consumers whose unacknowledged messages are never reclaimed (budget.go)
 	closeOnce sync.Once
 }
 
@@ -137,7 +138,7 @@ func (b *Buffer) StreamConfig() jetstream.StreamConfig {
 		Subjects:    []string{sluice.UplinkPrefix + ">", sluice.ErrorPrefix + ">", sluice.DLQPrefix + ">"},
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardNew,
+		Discard:     b.discardPolicy(),
 		MaxBytes:    int64(b.cfg.MaxBytes),
 		MaxAge:      b.cfg.MaxAge,
 		Duplicates:  b.cfg.DuplicateWindow,

@@ -34,6 +34,9 @@ type BufferConfig struct {
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
 	// MaxAsyncPending bounds the QoS 0 publishes awaiting acknowledgement.
 	MaxAsyncPending int `yaml:"max_async_pending"`
+	// WhenFull is the budget policy: "refuse" (new publishes are refused, nothing accepted is
+	// evicted) or "drop_oldest" (the oldest messages are evicted, counted, to take new ones).
+	WhenFull string `yaml:"when_full"`
 }
 
 // DefaultBufferConfig returns the embedded-server defaults.
@@ -45,6 +48,7 @@ func DefaultBufferConfig() BufferConfig {
 		DuplicateWindow: 2 * time.Minute,
 		PublishTimeout:  5 * time.Second,
 		MaxAsyncPending: 4096,
+		WhenFull:        WhenFullRefuse,
 	}
 }
 
@@ -74,6 +78,9 @@ func (c BufferConfig) Validate() error {
 	if c.MaxAsyncPending < 1 {
 		errs = append(errs, errors.New("max_async_pending: must be at least 1"))
 	}
+	if c.WhenFull != WhenFullRefuse && c.WhenFull != WhenFullDropOldest {
+		errs = append(errs, fmt.Errorf("when_full: %q is not one of %s, %s", c.WhenFull, WhenFullRefuse, WhenFullDropOldest))
+	}
 	if c.URL != "" && c.Listen != "" {
 		errs = append(errs, errors.New("listen: only the embedded server listens; remove it or url"))
 	}
@@ -98,6 +105,11 @@ type TargetConfig struct {
 	Migrate bool `yaml:"migrate"`
 	// MaxConns bounds the connection pool.
 	MaxConns int32 `yaml:"max_conns"`
+	// Start is where a target new to this buffer begins: "all" (all retained history), "new"
+	// (messages stored from now on) or an RFC 3339 time. A target that exists keeps its place.
+	Start string `yaml:"start"`
+	// Limits are the checks readings pass before they are written.
+	Limits RowLimits `yaml:"limits"`
 }
 
 // DefaultTargetConfig returns the defaults of a target.
@@ -111,6 +123,8 @@ func DefaultTargetConfig() TargetConfig {
 		RetryMax:  10 * time.Second,
 		Migrate:   true,
 		MaxConns:  4,
+		Start:     StartAll,
+		Limits:    DefaultRowLimits(),
 	}
 }
 
@@ -139,6 +153,14 @@ func (c TargetConfig) Validate() error {
 	}
 	if c.MaxConns < 1 {
 		errs = append(errs, errors.New("max_conns: must be at least 1"))
+	}
+	if _, _, err := parseStart(c.Start); err != nil {
+		errs = append(errs, fmt.Errorf("start: %w", err))
+	}
+	if err := c.Limits.Validate(); err != nil {
+		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+			errs = append(errs, fmt.Errorf("limits.%w", e))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -7,6 +7,7 @@ type bufferMetrics struct {
 	publishFailed  *prometheus.CounterVec
 	asyncFailed    *prometheus.CounterVec
 	usedBytes      prometheus.Gauge
+	reclaimed      prometheus.Counter
 }
 
 func newBufferMetrics(reg prometheus.Registerer) *bufferMetrics {
@@ -29,7 +30,11 @@ func newBufferMetrics(reg prometheus.Registerer) *bufferMetrics {
 			Help: "Bytes held in the stream, against its max_bytes budget.",
 		}),
 	}
-	reg.MustRegister(m.publishSeconds, m.publishFailed, m.asyncFailed, m.usedBytes)
+	m.reclaimed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sluice_buffer_reclaimed_messages_total",
+		Help: "Uplinks every target had committed, removed to keep the stream below its budget (history kept for replay).",
+	})
+	reg.MustRegister(m.publishSeconds, m.publishFailed, m.asyncFailed, m.usedBytes, m.reclaimed)
 	return m
 }
 
@@ -40,7 +45,8 @@ type targetMetrics struct {
 	batchSeconds prometheus.Histogram
 	errors       *prometheus.CounterVec
 	pending      prometheus.Gauge
-	deadLetters  prometheus.Counter
+	deadLetters  *prometheus.CounterVec
+	lost         prometheus.Counter
 }
 
 func newTargetMetrics(reg prometheus.Registerer, target string) *targetMetrics {
@@ -66,10 +72,13 @@ func newTargetMetrics(reg prometheus.Registerer, target string) *targetMetrics {
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sluice_sink_consumer_pending_messages", Help: "Messages in the buffer not yet delivered to the target (consumer lag).", ConstLabels: l,
 		}),
-		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "sluice_sink_dead_letters_total", Help: "Messages or rows the target refused, recorded on the dead-letter subject.", ConstLabels: l,
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_sink_dead_letters_total", Help: "Messages or rows the target refused, recorded on the dead-letter subject, by reason (invalid: failed validation, refused: the database refused it, unreadable: not a wire message).", ConstLabels: l,
+		}, []string{"reason"}),
+		lost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_sink_lost_messages_total", Help: "Messages the buffer evicted (nats.when_full: drop_oldest, or nats.max_age) before the target committed them.", ConstLabels: l,
 		}),
 	}
-	reg.MustRegister(m.rows, m.batches, m.batchRows, m.batchSeconds, m.errors, m.pending, m.deadLetters)
+	reg.MustRegister(m.rows, m.batches, m.batchRows, m.batchSeconds, m.errors, m.pending, m.deadLetters, m.lost)
 	return m
 }

@@ -2,11 +2,14 @@ package sink
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
+	"hash/fnv"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -26,14 +29,17 @@ const (
 
 const ackWait = 30 * time.Second
 
-// Target forwards the buffer's uplinks to one database: a durable pull consumer, batches by
-// rows and wait, one transaction per batch, and the acknowledgement only after the commit.
-// Database errors are retried with capped exponential backoff; nothing is acknowledged that
-// was not committed.
+// Target forwards the buffer's uplinks to one database: a durable pull consumer of its own,
+// batches by rows and wait, rows validated, one transaction per batch (or per part of it when
+// the database refuses rows), and the acknowledgement only after everything in the batch is
+// committed or recorded as a dead letter. Transient errors are retried with capped exponential
+// backoff; nothing is acknowledged that was not committed or dead-lettered. Targets share
+// nothing but the buffer, so one that is down never stalls another.
 type Target struct {
 	cfg  TargetConfig
 	buf  *Buffer
 	log  zerolog.Logger
+	warn zerolog.Logger // sampled, for per-row warnings
 	m    *targetMetrics
 	pool *pgxpool.Pool
 	w    *writer
@@ -42,6 +48,10 @@ type Target struct {
 	state     string
 	lastErr   error
 	lastLag   time.Time
+	lastFirst uint64 // the stream's first sequence when losses were last counted
+	progress  time.Time
+	written   atomic.Int64 // rows committed since start
+	lost      atomic.Int64 // messages evicted before this target committed them
 	closeOnce sync.Once
 }
 
@@ -54,10 +64,13 @@ func NewTarget(cfg TargetConfig, buf *Buffer, log zerolog.Logger, reg prometheus
 	if err != nil {
 		return nil, err
 	}
+	log = log.With().Str("component", "sink").Str("target", cfg.Name).Logger()
+	buf.holdFloor(consumerName(cfg.Name))
 	return &Target{
 		cfg:   cfg,
 		buf:   buf,
-		log:   log.With().Str("component", "sink").Str("target", cfg.Name).Logger(),
+		log:   log,
+		warn:  log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Second}),
 		m:     newTargetMetrics(reg, cfg.Name),
 		pool:  pool,
 		w:     newWriter(pool, cfg.Schema),
@@ -85,30 +98,28 @@ func (t *Target) setState(err error) {
 	}
 }
 
+func consumerName(target string) string { return "sink-" + target }
+
 // Run migrates the schema (when configured), then consumes and writes until ctx is cancelled.
 // On cancellation it stops fetching, finishes the batch in hand if the database takes it, and
 // returns nil; unacknowledged messages are redelivered on the next start.
 func (t *Target) Run(ctx context.Context) error {
-	if t.cfg.Migrate {
-		err := t.retry(ctx, "migrate", func() error {
-			_, err := Migrate(ctx, t.pool, t.cfg.Schema, t.log)
-			return err
-		})
-		if err != nil {
-			return nil // cancelled before the database came up
-		}
+	if err := t.migrate(ctx); err != nil {
+		return nil // cancelled before the database came up
 	}
-	cons, err := t.buf.JetStream().CreateOrUpdateConsumer(ctx, t.buf.Stream(), jetstream.ConsumerConfig{
-		Durable:       "sink-" + t.cfg.Name,
+	policy, at, _ := parseStart(t.cfg.Start)
+	cons, err := t.ensureConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       consumerName(t.cfg.Name),
 		Description:   "Sluice sink target " + t.cfg.Name,
 		FilterSubject: sluice.UplinkPrefix + ">",
 		AckPolicy:     jetstream.AckAllPolicy,
 		AckWait:       ackWait,
 		MaxAckPending: 4 * t.cfg.BatchRows,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
+		DeliverPolicy: policy,
+		OptStartTime:  at,
 	})
 	if err != nil {
-		return fmt.Errorf("sink %s: create consumer: %w", t.cfg.Name, err)
+		return fmt.Errorf("sink %s: %w", t.cfg.Name, err)
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(min(2*t.cfg.BatchRows, 10000)))
 	if err != nil {
@@ -116,121 +127,179 @@ func (t *Target) Run(ctx context.Context) error {
 	}
 	defer it.Stop()
 	t.setState(nil)
-	t.log.Info().Msg("sink started")
+	t.log.Info().Str("start", t.cfg.Start).Msg("sink started")
 
-	var msgs []jetstream.Msg
-	var rows []row
+	var b batch
 	for {
-		msgs, rows = msgs[:0], rows[:0]
-		msg, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
+		b.reset()
+		if _, err := t.fill(ctx, it, &b, nil); err != nil {
 			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return nil
 			}
 			t.log.Warn().Err(err).Msg("consume")
 			continue
 		}
-		deadline := time.Now().Add(t.cfg.BatchWait)
-		for {
-			msgs = append(msgs, msg)
-			rows = t.appendRows(ctx, rows, msg)
-			wait := time.Until(deadline)
-			if len(rows) >= t.cfg.BatchRows || wait <= 0 || ctx.Err() != nil {
-				break
-			}
-			if msg, err = it.Next(jetstream.NextMaxWait(wait)); err != nil {
-				break
-			}
-		}
-		if err := t.flush(ctx, msgs, rows); err != nil {
+		if err := t.flush(ctx, &b); err != nil {
 			return nil // cancelled while the database was unreachable: redelivered on restart
 		}
-		t.updateLag(ctx, cons)
+		t.observe(ctx, cons)
+		t.buf.reclaim(ctx)
 	}
 }
 
-// appendRows adds the readings of one message to rows. A message that cannot be read is
-// recorded on the dead-letter subject and contributes nothing.
-func (t *Target) appendRows(ctx context.Context, rows []row, msg jetstream.Msg) []row {
-	u, err := sluice.DecodeUplink(msg.Data())
+func (t *Target) migrate(ctx context.Context) error {
+	if !t.cfg.Migrate {
+		return nil
+	}
+	return t.retry(ctx, "migrate", func() error {
+		_, err := Migrate(ctx, t.pool, t.cfg.Schema, t.log)
+		return err
+	})
+}
+
+// ensureConsumer creates the durable consumer, or updates it keeping where it started: a
+// consumer that exists has its place, whatever start says now.
+func (t *Target) ensureConsumer(ctx context.Context, cc jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	js := t.buf.JetStream()
+	if c, err := js.Consumer(ctx, t.buf.Stream(), cc.Durable); err == nil {
+		old := c.CachedInfo().Config
+		cc.DeliverPolicy, cc.OptStartTime, cc.OptStartSeq = old.DeliverPolicy, old.OptStartTime, old.OptStartSeq
+	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("look up consumer %s: %w", cc.Durable, err)
+	}
+	c, err := js.CreateOrUpdateConsumer(ctx, t.buf.Stream(), cc)
 	if err != nil {
-		t.deadLetter(ctx, msg, &sluice.DeadLetter{Data: msg.Data(), Error: err.Error()})
-		return rows
+		return nil, fmt.Errorf("create consumer %s: %w", cc.Durable, err)
 	}
-	for _, r := range u.Readings {
-		if math.IsNaN(r.Value) || math.IsInf(r.Value, 0) {
-			rr := r
-			t.deadLetter(ctx, msg, &sluice.DeadLetter{UplinkID: u.ID, Tenant: u.Tenant, Device: u.Device, Row: &rr,
-				Error: "value is not a finite number"})
-			continue
+	return c, nil
+}
+
+// fill blocks for one message (until ctx is cancelled), then adds messages to b until it holds
+// batch_rows rows or batch_wait has passed. Invalid readings and unreadable messages become
+// dead letters on the way. When accept is set, the first message it rejects ends the batch,
+// is left unacknowledged, and fill reports done.
+func (t *Target) fill(ctx context.Context, it jetstream.MessagesContext, b *batch, accept func(jetstream.Msg) bool) (done bool, err error) {
+	msg, err := it.Next(jetstream.NextContext(ctx))
+	if err != nil {
+		return false, err
+	}
+	now := time.Now()
+	deadline := now.Add(t.cfg.BatchWait)
+	for {
+		if accept != nil && !accept(msg) {
+			return true, nil
 		}
-		rows = append(rows, row{
-			key:   seriesKey{u.Tenant, u.Device, r.Metric},
-			unit:  r.Unit,
-			time:  r.Time,
-			value: r.Value,
-		})
+		for _, dl := range b.add(msg, t.cfg.Limits, now) {
+			reason := "invalid"
+			if dl.Row == nil {
+				reason = "unreadable"
+			}
+			if err := t.deadLetter(ctx, msg, dl, reason); err != nil {
+				return false, err
+			}
+		}
+		wait := time.Until(deadline)
+		if len(b.rows) >= t.cfg.BatchRows || wait <= 0 || ctx.Err() != nil {
+			return false, nil
+		}
+		if msg, err = it.Next(jetstream.NextMaxWait(wait)); err != nil {
+			return false, nil
+		}
 	}
-	return rows
 }
 
-// deadLetter records what this target refused. It waits for the buffer to store the record.
-func (t *Target) deadLetter(ctx context.Context, msg jetstream.Msg, dl *sluice.DeadLetter) {
-	dl.V, dl.Target, dl.Subject, dl.At = sluice.WireVersion, t.cfg.Name, msg.Subject(), time.Now().UTC()
-	if md, err := msg.Metadata(); err == nil {
-		dl.Sequence = md.Sequence.Stream
+// flush writes the rows of b, isolating refused rows, then acknowledges its messages. It
+// returns an error only when ctx was cancelled before everything was written.
+func (t *Target) flush(ctx context.Context, b *batch) error {
+	if len(b.msgs) == 0 {
+		return nil
 	}
-	b, _ := json.Marshal(dl)
-	if err := t.buf.Publish(context.WithoutCancel(ctx), sluice.DLQSubject(t.cfg.Name), "", b, true); err != nil {
-		t.log.Error().Err(err).Uint64("sequence", dl.Sequence).Str("error", dl.Error).Msg("dead letter not stored")
-		return
-	}
-	t.m.deadLetters.Inc()
-	t.log.Warn().Uint64("sequence", dl.Sequence).Str("error", dl.Error).Msg("dead letter")
-}
-
-// flush writes rows until the database takes them, then acknowledges msgs. It returns an error
-// only when ctx was cancelled before the write succeeded.
-func (t *Target) flush(ctx context.Context, msgs []jetstream.Msg, rows []row) error {
 	start := time.Now()
-	if len(rows) > 0 {
-		lastProgress := time.Now()
-		err := t.retry(ctx, "write batch", func() error {
-			if time.Since(lastProgress) > ackWait/3 { // keep the batch ours while retrying
-				for _, m := range msgs {
-					_ = m.InProgress()
-				}
-				lastProgress = time.Now()
-			}
-			n, err := t.w.write(context.WithoutCancel(ctx), rows)
-			if err == nil {
-				t.m.rows.Add(float64(n))
-			}
-			return err
-		})
-		if err != nil {
-			return err
-		}
+	t.progress = start
+	if err := t.writeIsolating(ctx, b); err != nil {
+		return err
 	}
 	// AckAll: acknowledging the last message acknowledges the whole batch.
-	if err := msgs[len(msgs)-1].Ack(); err != nil {
+	if err := b.msgs[len(b.msgs)-1].Ack(); err != nil {
 		t.log.Warn().Err(err).Msg("ack batch (it will be redelivered and merged idempotently)")
 	}
 	t.m.batches.Inc()
-	t.m.batchRows.Observe(float64(len(rows)))
+	t.m.batchRows.Observe(float64(len(b.rows)))
 	t.m.batchSeconds.Observe(time.Since(start).Seconds())
 	return nil
 }
 
+// keepBatch tells JetStream the batch is still being worked on, so that a long retry or
+// isolation does not get it redelivered elsewhere.
+func (t *Target) keepBatch(b *batch) {
+	if time.Since(t.progress) < ackWait/3 {
+		return
+	}
+	for _, m := range b.msgs {
+		_ = m.InProgress()
+	}
+	t.progress = time.Now()
+}
+
+// deadLetter records what this target refused on DLQSubject(target), and returns once the
+// buffer has stored it, retrying (the batch waits) until it has or ctx is cancelled. Its
+// message id is derived from the source message and row, so a redelivered batch records the
+// same refusal once within the buffer's duplicate window.
+func (t *Target) deadLetter(ctx context.Context, msg jetstream.Msg, dl *sluice.DeadLetter, reason string) error {
+	dl.V, dl.Target, dl.Subject, dl.At = sluice.WireVersion, t.cfg.Name, msg.Subject(), time.Now().UTC()
+	if md, err := msg.Metadata(); err == nil {
+		dl.Sequence = md.Sequence.Stream
+	}
+	data, err := json.Marshal(dl)
+	if err != nil { // a row holds only strings, a finite or non-finite float and a time
+		dl.Row.Value = 0
+		dl.Error += " (value not representable in JSON)"
+		if data, err = json.Marshal(dl); err != nil {
+			return fmt.Errorf("encode dead letter: %w", err)
+		}
+	}
+	id := deadLetterID(t.cfg.Name, dl)
+	err = t.retry(ctx, "store dead letter", func() error {
+		return t.buf.Publish(context.WithoutCancel(ctx), sluice.DLQSubject(t.cfg.Name), id, data, true)
+	})
+	if err != nil {
+		return err
+	}
+	t.m.deadLetters.WithLabelValues(reason).Inc()
+	ev := t.warn.Warn().Uint64("sequence", dl.Sequence).Str("reason", reason).Str("error", dl.Error)
+	if dl.SQLState != "" {
+		ev = ev.Str("sqlstate", dl.SQLState)
+	}
+	if dl.Row != nil {
+		ev = ev.Str("metric", dl.Row.Metric)
+	}
+	ev.Msg("dead letter")
+	return nil
+}
+
+func deadLetterID(target string, dl *sluice.DeadLetter) string {
+	h := fnv.New128a()
+	h.Write([]byte(target))
+	h.Write([]byte{0})
+	h.Write(strconv.AppendUint(nil, dl.Sequence, 10))
+	if dl.Row != nil {
+		h.Write([]byte{0})
+		h.Write([]byte(dl.Row.Metric))
+		h.Write([]byte{0})
+		h.Write(strconv.AppendInt(nil, dl.Row.Time.UnixNano(), 10))
+	}
+	return "dlq-" + hex.EncodeToString(h.Sum(nil))
+}
+
 // retry calls fn until it succeeds or ctx is cancelled, backing off exponentially between
-// retry_min and retry_max. The target is degraded while fn fails.
+// retry_min and retry_max. The target is degraded while fn fails; every failure is logged.
 func (t *Target) retry(ctx context.Context, what string, fn func() error) error {
 	backoff := t.cfg.RetryMin
 	for attempt := 1; ; attempt++ {
 		err := fn()
 		if err == nil {
 			if attempt > 1 {
-				t.log.Info().Int("attempts", attempt).Msg(what + ": database reachable again")
+				t.log.Info().Int("attempts", attempt).Msg(what + ": succeeded after retrying")
 			}
 			t.setState(nil)
 			return nil
@@ -240,24 +309,18 @@ func (t *Target) retry(ctx context.Context, what string, fn func() error) error 
 		}
 		t.setState(err)
 		t.m.errors.WithLabelValues("transient").Inc()
-		t.log.Warn().Err(err).Int("attempt", attempt).Dur("backoff", backoff).Msg(what + " failed; retrying")
+		_, state := classify(err)
+		ev := t.log.Warn()
+		if state == "" || attempt%10 == 0 {
+			ev = t.log.Error() // no SQLSTATE: an unknown failure, never dropped, retried forever
+		}
+		ev.Err(err).Str("sqlstate", state).Int("attempt", attempt).Dur("backoff", backoff).Msg(what + " failed; retrying")
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, t.cfg.RetryMax)
-	}
-}
-
-func (t *Target) updateLag(ctx context.Context, cons jetstream.Consumer) {
-	if time.Since(t.lastLag) < 2*time.Second {
-		return
-	}
-	t.lastLag = time.Now()
-	info, err := cons.Info(ctx)
-	if err == nil {
-		t.m.pending.Set(float64(info.NumPending))
 	}
 }
 

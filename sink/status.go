@@ -1,0 +1,135 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluice-iot/sluice"
+)
+
+// BufferStatus is the buffer's usage against its budget.
+type BufferStatus struct {
+	Stream    string     `json:"stream"`
+	Messages  uint64     `json:"messages"`
+	UsedBytes uint64     `json:"used_bytes"`
+	MaxBytes  int64      `json:"max_bytes"`
+	UsedRatio float64    `json:"used_ratio"`
+	WhenFull  string     `json:"when_full"`
+	Oldest    *time.Time `json:"oldest,omitempty"` // the oldest message retained
+}
+
+// TargetStatus is where one target stands.
+type TargetStatus struct {
+	Name  string `json:"name"`
+	State string `json:"state"`
+	Error string `json:"error,omitempty"`
+	// LagMessages are the uplinks in the buffer this target has not committed yet.
+	LagMessages uint64 `json:"lag_messages"`
+	// LagBytes estimates their size (LagMessages times the stream's mean message size).
+	LagBytes uint64 `json:"lag_bytes"`
+	// Oldest is when the oldest uncommitted uplink was stored; OldestAgeSeconds its age.
+	Oldest           *time.Time `json:"oldest,omitempty"`
+	OldestAgeSeconds float64    `json:"oldest_age_seconds"`
+	// RowsWritten counts the rows this process committed; DeadLetters the dead letters of
+	// this target retained in the buffer; Lost the uplinks evicted before it committed them.
+	RowsWritten int64  `json:"rows_written"`
+	DeadLetters uint64 `json:"dead_letters"`
+	Lost        int64  `json:"lost"`
+}
+
+// Status reports the buffer's usage. It needs an open buffer.
+func (b *Buffer) Status(ctx context.Context) (BufferStatus, error) {
+	s, err := b.js.Stream(ctx, b.cfg.Stream)
+	if err != nil {
+		return BufferStatus{}, fmt.Errorf("stream %s: %w", b.cfg.Stream, err)
+	}
+	st := s.CachedInfo().State
+	bs := BufferStatus{
+		Stream: b.cfg.Stream, Messages: st.Msgs, UsedBytes: st.Bytes, MaxBytes: int64(b.cfg.MaxBytes),
+		UsedRatio: float64(st.Bytes) / float64(b.cfg.MaxBytes), WhenFull: b.cfg.WhenFull,
+	}
+	if st.Msgs > 0 {
+		bs.Oldest = &st.FirstTime
+	}
+	b.m.usedBytes.Set(float64(st.Bytes))
+	return bs, nil
+}
+
+// Report returns the target's status, asking the buffer where its consumer stands.
+func (t *Target) Report(ctx context.Context) TargetStatus {
+	state, err := t.Status()
+	ts := TargetStatus{Name: t.cfg.Name, State: state, RowsWritten: t.written.Load(), Lost: t.lost.Load()}
+	if err != nil {
+		ts.Error = err.Error()
+	}
+	if err := t.lag(ctx, &ts); err != nil && ts.Error == "" {
+		ts.Error = err.Error()
+	}
+	return ts
+}
+
+func (t *Target) lag(ctx context.Context, ts *TargetStatus) error {
+	js := t.buf.JetStream()
+	s, err := js.Stream(ctx, t.buf.Stream())
+	if err != nil {
+		return fmt.Errorf("stream: %w", err)
+	}
+	dlq := sluice.DLQSubject(t.cfg.Name)
+	if info, err := s.Info(ctx, jetstream.WithSubjectFilter(dlq)); err == nil {
+		ts.DeadLetters = info.State.Subjects[dlq]
+	}
+	c, err := s.Consumer(ctx, consumerName(t.cfg.Name))
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil // not consuming yet
+	}
+	if err != nil {
+		return fmt.Errorf("consumer: %w", err)
+	}
+	ci := c.CachedInfo()
+	st := s.CachedInfo().State
+	ts.LagMessages = ci.NumPending + uint64(ci.NumAckPending)
+	if st.Msgs > 0 {
+		ts.LagBytes = uint64(float64(ts.LagMessages) * float64(st.Bytes) / float64(st.Msgs))
+	}
+	if ts.LagMessages > 0 {
+		m, err := s.GetMsg(ctx, ci.AckFloor.Stream+1, jetstream.WithGetMsgSubject(sluice.UplinkPrefix+">"))
+		if err == nil {
+			ts.Oldest = &m.Time
+			ts.OldestAgeSeconds = time.Since(m.Time).Seconds()
+		}
+	}
+	return nil
+}
+
+// observe updates the lag gauge and counts the uplinks the buffer evicted before this target
+// committed them (its first sequence moved past the target's acknowledgement floor). It asks
+// the buffer at most every two seconds.
+func (t *Target) observe(ctx context.Context, cons jetstream.Consumer) {
+	if time.Since(t.lastLag) < 2*time.Second {
+		return
+	}
+	t.lastLag = time.Now()
+	ci, err := cons.Info(ctx)
+	if err != nil {
+		return
+	}
+	t.m.pending.Set(float64(ci.NumPending + uint64(ci.NumAckPending)))
+	s, err := t.buf.JetStream().Stream(ctx, t.buf.Stream())
+	if err != nil {
+		return
+	}
+	first := s.CachedInfo().State.FirstSeq
+	from := max(ci.AckFloor.Stream+1, t.lastFirst)
+	if first > from && t.lastFirst > 0 {
+		n := int64(first - from)
+		t.lost.Add(n)
+		t.m.lost.Add(float64(n))
+		t.log.Error().Int64("messages", n).Str("when_full", t.buf.cfg.WhenFull).
+			Msg("the buffer evicted messages this target had not committed")
+	}
+	t.lastFirst = max(first, t.lastFirst)
+}

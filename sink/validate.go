@@ -1,0 +1,89 @@
+package sink
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sluice-iot/sluice"
+)
+
+// RowLimits are the checks every reading passes before it is written. A reading that fails
+// one is a dead letter with the reason; it never reaches the database.
+type RowLimits struct {
+	// MaxPast refuses readings older than this (relative to the time of writing); 0 disables
+	// the check. Keep it above the retention of replayed history.
+	MaxPast time.Duration `yaml:"max_past"`
+	// MaxFuture refuses readings further ahead than this (clock drift, a wrong epoch unit).
+	MaxFuture time.Duration `yaml:"max_future"`
+	// MaxTextBytes bounds tenant, device, metric and unit (bytes of UTF-8 each).
+	MaxTextBytes int `yaml:"max_text_bytes"`
+}
+
+// DefaultRowLimits returns the default checks: ten years back, one day ahead, 256 bytes.
+func DefaultRowLimits() RowLimits {
+	return RowLimits{MaxPast: 10 * 365 * 24 * time.Hour, MaxFuture: 24 * time.Hour, MaxTextBytes: 256}
+}
+
+// Validate reports every problem, each prefixed with its key.
+func (l RowLimits) Validate() error {
+	var errs []error
+	if l.MaxPast < 0 {
+		errs = append(errs, errors.New("max_past: must not be negative (0 disables the check)"))
+	}
+	if l.MaxFuture < 0 {
+		errs = append(errs, errors.New("max_future: must not be negative (0 disables the check)"))
+	}
+	if l.MaxTextBytes < 1 || l.MaxTextBytes > 2048 {
+		errs = append(errs, fmt.Errorf("max_text_bytes: %d is outside 1..2048", l.MaxTextBytes))
+	}
+	return errors.Join(errs...)
+}
+
+// PostgreSQL's timestamptz holds 4713 BC to 294276 AD; Sluice accepts years 1..9999, which
+// every client library can also represent.
+var (
+	minTime = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+)
+
+// check returns why the reading r of u must not be written, or "" when it may.
+func (l RowLimits) check(u *sluice.Uplink, r *sluice.Reading, now time.Time) string {
+	if math.IsNaN(r.Value) || math.IsInf(r.Value, 0) {
+		return "value is not a finite number"
+	}
+	switch {
+	case r.Time.IsZero():
+		return "time is missing"
+	case r.Time.Before(minTime) || r.Time.After(maxTime):
+		return fmt.Sprintf("time %s is outside years 1..9999", r.Time.UTC().Format(time.RFC3339))
+	case l.MaxPast > 0 && r.Time.Before(now.Add(-l.MaxPast)):
+		return fmt.Sprintf("time %s is more than %s in the past (limits.max_past)", r.Time.UTC().Format(time.RFC3339), l.MaxPast)
+	case l.MaxFuture > 0 && r.Time.After(now.Add(l.MaxFuture)):
+		return fmt.Sprintf("time %s is more than %s in the future (limits.max_future)", r.Time.UTC().Format(time.RFC3339), l.MaxFuture)
+	}
+	for _, f := range [...]struct{ name, s string }{{"tenant", u.Tenant}, {"device", u.Device}, {"metric", r.Metric}, {"unit", r.Unit}} {
+		if why := l.checkText(f.s); why != "" {
+			return f.name + " " + why
+		}
+	}
+	if r.Metric == "" {
+		return "metric is empty"
+	}
+	return ""
+}
+
+func (l RowLimits) checkText(s string) string {
+	switch {
+	case len(s) > l.MaxTextBytes:
+		return fmt.Sprintf("is %d bytes, more than %d (limits.max_text_bytes)", len(s), l.MaxTextBytes)
+	case strings.IndexByte(s, 0) >= 0:
+		return "contains a NUL byte"
+	case !utf8.ValidString(s):
+		return "is not valid UTF-8"
+	}
+	return ""
+}
