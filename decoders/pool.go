@@ -11,6 +11,8 @@ type pool struct {
 	slots chan struct{} // one token per runtime in use or being created
 	idle  chan *vm
 	newVM func() (*vm, error)
+	// discarded, when set, is told of each broken runtime dropped.
+	discarded func()
 }
 
 func newPool(size int, newVM func() (*vm, error)) *pool {
@@ -46,6 +48,8 @@ func (p *pool) get(ctx context.Context) (*vm, error) {
 func (p *pool) put(v *vm) {
 	if !v.broken {
 		p.idle <- v // never blocks: idle plus in-use runtimes never exceed size
+	} else if p.discarded != nil {
+		p.discarded()
 	}
 	<-p.slots
 }

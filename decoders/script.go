@@ -39,6 +39,8 @@ type ScriptOptions struct {
 	Units map[string]string
 	// Log receives console output (sampled) and is given decoder and device fields.
 	Log zerolog.Logger
+	// Metrics, when set, counts the runtimes created and discarded.
+	Metrics *Metrics
 }
 
 // NewScript compiles src (read from file, used in error positions) as the decoder name,
@@ -101,7 +103,15 @@ func compile(name, file string, src []byte, cfg Config, opts ScriptOptions) (*pr
 		return nil, &CompileError{File: file, Line: line, Column: col, Err: cause}
 	}
 	p.entry = first.entry
-	p.pool = newPool(cfg.PoolSize, func() (*vm, error) { return newVM(p) })
+	opts.Metrics.runtime(name, "created")
+	p.pool = newPool(cfg.PoolSize, func() (*vm, error) {
+		v, err := newVM(p)
+		if err == nil {
+			opts.Metrics.runtime(name, "created")
+		}
+		return v, err
+	})
+	p.pool.discarded = func() { opts.Metrics.runtime(name, "discarded") }
 	p.pool.add(first)
 	return p, nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/sluice-iot/sluice/internal/pgtest"
 )
@@ -173,12 +174,12 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 func countOrZero(t *testing.T, schema, sql string, args ...any) int64 {
 	t.Helper()
 	var n int64
-	err := pgtest.Connect(t, schema).QueryRow(t.Context(), sql, args...).Scan(&n)
-	if err != nil && strings.Contains(err.Error(), "does not exist") {
-		return 0
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	pgtest.Query(t, schema, func(conn *pgx.Conn) error {
+		err := conn.QueryRow(t.Context(), sql, args...).Scan(&n)
+		if err != nil && strings.Contains(err.Error(), "does not exist") {
+			return nil
+		}
+		return err
+	})
 	return n
 }

@@ -50,44 +50,71 @@ func Schema(t testing.TB) string {
 }
 
 // Connect opens a connection whose search_path is schema alone (so a table missing there is an
-// error, never another schema's table), closed when t ends.
+// error, never another schema's table), closed when t ends. Use it for connections a test
+// keeps; Count and Exec open and close their own.
 func Connect(t testing.TB, schema string) *pgx.Conn {
 	t.Helper()
+	conn, err := open(schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func open(schema string) (*pgx.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cfg, err := pgx.ParseConfig(URL())
 	if err != nil {
-		t.Fatalf("SLUICE_TEST_DATABASE_URL: %v", err)
+		return nil, fmt.Errorf("SLUICE_TEST_DATABASE_URL: %w", err)
 	}
 	if schema != "" {
 		cfg.RuntimeParams["search_path"] = schema
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		t.Fatalf("connect to the test database %s: %v\n"+
+		return nil, fmt.Errorf("connect to the test database %s: %w\n"+
 			"Run the tests with ./scripts/test (it starts a throwaway PostgreSQL when none answers), "+
 			"or point SLUICE_TEST_DATABASE_URL at a PostgreSQL 13+ server.", redact(URL()), err)
 	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
+	return conn, nil
+}
+
+// Query runs fn with a connection to schema that is closed when fn returns.
+func Query(t testing.TB, schema string, fn func(conn *pgx.Conn) error) {
+	t.Helper()
+	conn, err := open(schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if err := fn(conn); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Exec runs sql in the test database (outside any test schema).
 func Exec(t testing.TB, sql string, args ...any) {
 	t.Helper()
-	conn := Connect(t, "")
-	if _, err := conn.Exec(context.Background(), sql, args...); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
+	Query(t, "", func(conn *pgx.Conn) error {
+		if _, err := conn.Exec(context.Background(), sql, args...); err != nil {
+			return fmt.Errorf("%s: %w", sql, err)
+		}
+		return nil
+	})
 }
 
 // Count runs a counting query in schema and returns its single integer.
 func Count(t testing.TB, schema, sql string, args ...any) int64 {
 	t.Helper()
 	var n int64
-	if err := Connect(t, schema).QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
+	Query(t, schema, func(conn *pgx.Conn) error {
+		if err := conn.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+			return fmt.Errorf("%s: %w", sql, err)
+		}
+		return nil
+	})
 	return n
 }
 
