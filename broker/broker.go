@@ -5,13 +5,15 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
 
@@ -25,8 +27,10 @@ type Broker struct {
 	closeErr  error
 }
 
-// New validates cfg and builds the broker and its listeners without opening any socket.
-func New(cfg Config, log zerolog.Logger) (*Broker, error) {
+// New validates cfg and builds the broker, its listeners and its own hooks (authentication
+// and ACL, limits, drop visibility) without opening any socket; it reads the users file and
+// the TLS files. Its metrics are registered on reg.
+func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*Broker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -38,9 +42,14 @@ func New(cfg Config, log zerolog.Logger) (*Broker, error) {
 	caps.ReceiveMaximum = uint16(cfg.ReceiveMaximum)
 	caps.MaximumInflight = uint16(cfg.MaxInflight)
 	caps.MaximumSessionExpiryInterval = uint32(cfg.MaxSessionExpiry.Seconds())
+	caps.TopicAliasMaximum = topicAliasMaximum
 	// Real clients (paho among them) reject acknowledgements that echo the publisher's user
-	// properties, and expect the broker to close the socket after a DISCONNECT it sends.
+	// properties. The broker closes the socket after a DISCONNECT it sends, as the spec says
+	// (PassiveClientDisconnect off), and a refused subscription reports 0x87 Not authorized
+	// to MQTT 5 clients rather than hiding it as 0x80 (ObscureNotAuthorized off).
 	caps.Compatibilities.NoInheritedPropertiesOnAck = true
+	caps.Compatibilities.PassiveClientDisconnect = false
+	caps.Compatibilities.ObscureNotAuthorized = false
 	srv := mqtt.New(&mqtt.Options{
 		Capabilities:             caps,
 		ClientNetWriteBufferSize: int(cfg.WriteBufferSize),
@@ -50,20 +59,28 @@ func New(cfg Config, log zerolog.Logger) (*Broker, error) {
 	})
 	b := &Broker{cfg: cfg, log: log, srv: srv}
 	for i, l := range cfg.Listeners {
-		id := l.ID
-		if id == "" {
-			id = fmt.Sprintf("%s%d", l.Type, i)
+		var tc *tls.Config
+		if l.Type == "tls" || l.Type == "wss" {
+			var err error
+			if tc, err = l.TLS.build(); err != nil {
+				return nil, fmt.Errorf("listeners[%d].tls: %w", i, err)
+			}
 		}
-		switch l.Type {
-		case "tcp":
-			b.listeners = append(b.listeners, listeners.NewTCP(listeners.Config{ID: id, Address: l.Address}))
-		case "ws":
-			b.listeners = append(b.listeners, listeners.NewWebsocket(listeners.Config{ID: id, Address: l.Address}))
-		}
+		b.listeners = append(b.listeners, newListener(listenerID(l, i), l.Type, l.Address, tc, cfg.ConnectTimeout))
 	}
-	if cfg.AllowAnonymous {
-		if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
-			return nil, fmt.Errorf("broker: allow anonymous: %w", err)
+	m := newMetrics(reg, srv)
+	auth, err := newAuthHook(cfg, m, log)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range []mqtt.Hook{
+		auth,
+		&limitsHook{maxKeepAlive: keepAliveSeconds(cfg.MaxKeepAlive), maxPacketSize: uint32(cfg.MaxPacketSize), m: m,
+			warn: log.Sample(&zerolog.BurstSampler{Burst: 10, Period: 10 * time.Second})},
+		newDropsHook(m, log),
+	} {
+		if err := b.AddHook(h, nil); err != nil {
+			return nil, err
 		}
 	}
 	return b, nil

@@ -70,7 +70,7 @@ func New(cfg Config, log zerolog.Logger) (*Site, error) {
 	if s.ingest, err = hooks.NewIngest(router, decoders.NewSet(), s.buffer, log, s.reg); err != nil {
 		return nil, err
 	}
-	if s.broker, err = broker.New(cfg.MQTT, log); err != nil {
+	if s.broker, err = broker.New(cfg.MQTT, log, s.reg); err != nil {
 		return nil, fmt.Errorf("mqtt: %w", err)
 	}
 	if err := s.broker.AddHook(s.ingest, nil); err != nil {

@@ -1,0 +1,57 @@
+package broker
+
+import (
+	"sync/atomic"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	logins       *prometheus.CounterVec
+	authFailures *prometheus.CounterVec
+	aclDenied    *prometheus.CounterVec
+	dropped      *prometheus.CounterVec
+	disconnects  *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer, info *mqtt.Server) *metrics {
+	m := &metrics{
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_broker_logins_total",
+			Help: "MQTT clients admitted, by method (password, certificate, anonymous).",
+		}, []string{"method"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_broker_auth_failures_total",
+			Help: "MQTT connections refused at login, by reason (unknown_user, bad_password, no_credentials, no_password, certificate_mismatch).",
+		}, []string{"reason"}),
+		aclDenied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_broker_acl_denied_total",
+			Help: "Publishes and subscriptions refused by the ACL, by action (publish, subscribe).",
+		}, []string{"action"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_broker_outbound_dropped_total",
+			Help: "Messages to MQTT subscribers dropped instead of delivered, by reason (pending_writes_full, inflight_full, expired, session_ended, refused_by_client).",
+		}, []string{"reason"}),
+		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_broker_disconnects_total",
+			Help: "MQTT client disconnections after login, by reason (client, packet_too_large, keep_alive, not_authorized, taken_over, error).",
+		}, []string{"reason"}),
+	}
+	// inflight_full has no mochi hook: it is read from the server's own counter.
+	inflightFull := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name:        "sluice_broker_outbound_dropped_total",
+		Help:        "Messages to MQTT subscribers dropped instead of delivered, by reason (pending_writes_full, inflight_full, expired, session_ended, refused_by_client).",
+		ConstLabels: prometheus.Labels{"reason": "inflight_full"},
+	}, func() float64 { return float64(atomic.LoadInt64(&info.Info.InflightDropped)) })
+	clients := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sluice_broker_clients",
+		Help: "MQTT clients connected now.",
+	}, func() float64 { return float64(atomic.LoadInt64(&info.Info.ClientsConnected)) })
+	inflight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sluice_broker_inflight_messages",
+		Help: "QoS 1/2 messages to subscribers awaiting acknowledgement, all clients together.",
+	}, func() float64 { return float64(atomic.LoadInt64(&info.Info.Inflight)) })
+	reg.MustRegister(m.logins, m.authFailures, m.aclDenied, m.dropped, m.disconnects, inflightFull, clients, inflight)
+	return m
+}
