@@ -36,12 +36,16 @@ type Ingest struct {
 	log      zerolog.Logger
 	warn     zerolog.Logger // sampled, for per-message warnings
 	m        *ingestMetrics
+	lora     *loraStage // LoRaWAN envelopes: registry and de-duplication (lorawan.go)
 }
 
 // NewIngest builds the ingest hook. Every route's decoder must exist in decs.
 func NewIngest(router *Router, decs *decoders.Set, pub Publisher, log zerolog.Logger, reg prometheus.Registerer) (*Ingest, error) {
 	var errs []error
 	for i, r := range router.routes {
+		if r.cfg.Decoder == "" && r.cfg.Format.Envelope() {
+			continue // the network server's decoded object, or the registry's decoder
+		}
 		if err := decs.Check(r.cfg.Decoder); err != nil {
 			errs = append(errs, errors.New("routes["+strconv.Itoa(i)+"].decoder: "+err.Error()))
 		}
@@ -57,6 +61,7 @@ func NewIngest(router *Router, decs *decoders.Set, pub Publisher, log zerolog.Lo
 		log:      log,
 		warn:     log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Second}),
 		m:        newIngestMetrics(reg),
+		lora:     &loraStage{m: newLoraMetrics(reg)},
 	}, nil
 }
 
@@ -72,65 +77,103 @@ func (h *Ingest) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 	if cl.Net.Inline {
 		return pk, nil
 	}
-	m, ok := h.router.Match(pk.TopicName)
+	msg := Message{Client: cl.ID, Topic: pk.TopicName, Payload: pk.Payload, QoS: pk.FixedHeader.Qos, PacketID: pk.PacketID}
+	if err := h.Handle(context.Background(), &msg); err != nil {
+		return pk, h.refuse(cl, &msg, err)
+	}
+	return pk, nil
+}
+
+// Message is one MQTT publish given to ingest, by the embedded broker (OnPublish) or by a
+// subscription to another broker (Subscriber).
+type Message struct {
+	Client   string // the publishing client, or the subscription's name
+	Topic    string
+	Payload  []byte
+	QoS      byte
+	PacketID uint16
+}
+
+// Handle is the ingest pipeline of one message: route, unwrap, decode, store. It returns nil
+// when the sender may be acknowledged: the message was stored, or deliberately not stored
+// (unrouted, a duplicate, an ignored event, a rejected device, QoS 0 dropped), each counted. An
+// error means a QoS 1/2 message was not stored: the sender must keep it and resend.
+// Safe for concurrent use.
+func (h *Ingest) Handle(ctx context.Context, msg *Message) error {
+	m, ok := h.router.Match(msg.Topic)
 	if !ok {
 		h.m.messages.WithLabelValues("unrouted").Inc()
-		return pk, nil
+		return nil
+	}
+	if m.Route.Format.Envelope() {
+		return h.handleEnvelope(ctx, msg, m) // lorawan.go
 	}
 	start := time.Now()
 	recv := start.UTC()
-	wait := pk.FixedHeader.Qos > 0
-	id, msgID := uplinkID(cl.ID, pk)
+	id, msgID := uplinkID(msg)
 	dec, _ := h.decoders.Lookup(m.Route.Decoder)
-	out, err := dec.Decode(context.Background(), &decoders.Input{
-		Bytes: pk.Payload, RecvTime: recv, Tenant: m.Tenant, Device: m.Device,
+	out, err := dec.Decode(ctx, &decoders.Input{
+		Bytes: msg.Payload, RecvTime: recv, Tenant: m.Tenant, Device: m.Device,
 	})
 	h.m.decodeSeconds.Observe(time.Since(start).Seconds())
-
-	var subject string
-	var data []byte
 	if err != nil {
+		return h.deliver(ctx, msg, msgID, nil, &sluice.Failure{
+			ID: id, Tenant: m.Tenant, Device: m.Device, Topic: msg.Topic, ReceivedAt: recv,
+			Decoder: dec.Name(), Reason: "decode", Error: err.Error(), Payload: msg.Payload,
+		})
+	}
+	return h.deliver(ctx, msg, msgID, &sluice.Uplink{
+		ID: id, Tenant: m.Tenant, Device: m.Device, Topic: msg.Topic, ReceivedAt: recv,
+		Decoder: dec.Name(), Data: out.Data, Readings: out.Readings, Warnings: out.Warnings,
+	}, nil)
+}
+
+// deliver stores one decoded uplink u, or the failure f when u is nil, under the JetStream
+// message id msgID. Every message that reaches the buffer passes here. It returns an error only
+// when a QoS 1/2 message was not stored.
+func (h *Ingest) deliver(ctx context.Context, msg *Message, msgID string, u *sluice.Uplink, f *sluice.Failure) error {
+	wait := msg.QoS > 0
+	var subject, tenant, device string
+	var data []byte
+	var err error
+	if u == nil {
+		tenant, device = f.Tenant, f.Device
 		h.m.messages.WithLabelValues("failed").Inc()
-		h.warn.Warn().Err(err).Str("tenant", m.Tenant).Str("device", m.Device).Str("topic", pk.TopicName).Msg("decode failed; stored on the error subject")
-		subject = sluice.ErrorSubject(m.Tenant, m.Device)
-		data, err = sluice.EncodeFailure(&sluice.Failure{
-			ID: id, Tenant: m.Tenant, Device: m.Device, Topic: pk.TopicName, ReceivedAt: recv,
-			Decoder: dec.Name(), Reason: "decode", Error: err.Error(), Payload: pk.Payload,
-		})
+		h.warn.Warn().Str("reason", f.Reason).Str("error", f.Error).Str("tenant", tenant).Str("device", device).Str("topic", msg.Topic).Msg("not decoded; stored on the error subject")
+		subject = sluice.ErrorSubject(tenant, device)
+		data, err = sluice.EncodeFailure(f)
 	} else {
+		tenant, device = u.Tenant, u.Device
 		h.m.messages.WithLabelValues("decoded").Inc()
-		h.m.readings.Add(float64(len(out.Readings)))
-		subject = sluice.UplinkSubject(m.Tenant, m.Device)
-		data, err = sluice.EncodeUplink(&sluice.Uplink{
-			ID: id, Tenant: m.Tenant, Device: m.Device, Topic: pk.TopicName, ReceivedAt: recv,
-			Decoder: dec.Name(), Data: out.Data, Readings: out.Readings, Warnings: out.Warnings,
-		})
+		h.m.readings.Add(float64(len(u.Readings)))
+		subject = sluice.UplinkSubject(tenant, device)
+		data, err = sluice.EncodeUplink(u)
 	}
 	if err == nil {
-		err = h.pub.Publish(context.Background(), subject, msgID, data, wait)
+		err = h.pub.Publish(ctx, subject, msgID, data, wait)
 	}
 	if err == nil {
-		return pk, nil
+		return nil
 	}
 	if !wait {
 		h.m.dropped.WithLabelValues(dropReason(err)).Inc()
-		h.warn.Warn().Err(err).Str("tenant", m.Tenant).Str("device", m.Device).Msg("qos 0 message dropped")
-		return pk, nil
+		h.warn.Warn().Err(err).Str("tenant", tenant).Str("device", device).Msg("qos 0 message dropped")
+		return nil
 	}
-	return pk, h.refuse(cl, m, err)
+	return err
 }
 
 // refuse turns a failed store into the broker's answer. MQTT 5 clients get a PUBACK with a
 // reason code (0x97 quota exceeded when the buffer is full, 0x80 otherwise); MQTT 3.1.1 has no
 // negative PUBACK, so no PUBACK is sent and the client resends the message later.
-func (h *Ingest) refuse(cl *mqtt.Client, m Match, err error) error {
+func (h *Ingest) refuse(cl *mqtt.Client, msg *Message, err error) error {
 	full := errors.Is(err, sluice.ErrBufferFull)
 	reason := "error"
 	if full {
 		reason = "full"
 	}
 	h.m.refused.WithLabelValues(reason).Inc()
-	h.warn.Warn().Err(err).Str("client", cl.ID).Str("tenant", m.Tenant).Str("device", m.Device).Msg("publish refused: not stored")
+	h.warn.Warn().Err(err).Str("client", cl.ID).Str("topic", msg.Topic).Msg("publish refused: not stored")
 	if cl.Properties.ProtocolVersion < 5 {
 		return packets.ErrRejectPacket
 	}
@@ -151,16 +194,16 @@ func dropReason(err error) string {
 // QoS 1 and 2 the message id is a hash of what a resend repeats (client id, packet id, topic,
 // payload), so a message resent after a lost PUBACK is stored once within the buffer's
 // duplicate window. QoS 0 is never resent and gets no message id.
-func uplinkID(client string, pk packets.Packet) (id, msgID string) {
-	if pk.FixedHeader.Qos == 0 {
+func uplinkID(msg *Message) (id, msgID string) {
+	if msg.QoS == 0 {
 		return nuid.Next(), ""
 	}
 	h := fnv.New128a()
-	h.Write([]byte(client))
-	h.Write([]byte{0, byte(pk.PacketID >> 8), byte(pk.PacketID), 0})
-	h.Write([]byte(pk.TopicName))
+	h.Write([]byte(msg.Client))
+	h.Write([]byte{0, byte(msg.PacketID >> 8), byte(msg.PacketID), 0})
+	h.Write([]byte(msg.Topic))
 	h.Write([]byte{0})
-	h.Write(pk.Payload)
+	h.Write(msg.Payload)
 	var sum [16]byte
 	id = hex.EncodeToString(h.Sum(sum[:0]))
 	return id, id

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/sluice-iot/sluice/decoders"
 )
 
 // RouteConfig maps an MQTT topic filter to a decoder. The filter may use {tenant} and {device}
@@ -12,7 +14,14 @@ type RouteConfig struct {
 	Topic   string `yaml:"topic"`
 	Decoder string `yaml:"decoder"`
 	// Tenant is the tenant of every message on the route when the filter has no {tenant}.
+	// With a LoRaWAN format it may be empty: the envelope (or the registry) names the tenant.
 	Tenant string `yaml:"tenant"`
+	// Format is the envelope of the messages: raw (default; the payload is the device's bytes
+	// and the ids come from the topic), chirpstack or ttn (see lorawan.go). With a LoRaWAN
+	// format, Decoder may be empty: the network server's decoded object is used.
+	Format decoders.Format `yaml:"format"`
+	// LoRaWAN options, used by the chirpstack and ttn formats only.
+	LoRaWAN LoRaWANRouteConfig `yaml:",inline"`
 }
 
 // route is a compiled RouteConfig.
@@ -38,6 +47,10 @@ func NewRouter(cfgs []RouteConfig) (*Router, error) {
 	for i, c := range cfgs {
 		if err := validateFilter(c); err != nil {
 			errs = append(errs, fmt.Errorf("routes[%d].topic: %w", i, err))
+			continue
+		}
+		if err := c.validateLoRaWAN(); err != nil {
+			errs = append(errs, prefixed(fmt.Sprintf("routes[%d].", i), err)...)
 			continue
 		}
 		r.routes = append(r.routes, route{cfg: c, levels: strings.Split(c.Topic, "/")})
@@ -70,6 +83,9 @@ func validateFilter(c RouteConfig) error {
 		case strings.ContainsAny(l, "#+{}") && l != "+":
 			return fmt.Errorf("%q: level %q mixes a wildcard or placeholder with text", c.Topic, l)
 		}
+	}
+	if c.Format.Envelope() { // the envelope names the device and the tenant
+		return nil
 	}
 	if !device {
 		return fmt.Errorf("%q: has no {device} level", c.Topic)
@@ -115,7 +131,7 @@ func (rt *route) match(topic string) (Match, bool) {
 			}
 		}
 	}
-	if len(levels) != len(rt.levels) || m.Device == "" || m.Tenant == "" {
+	if len(levels) != len(rt.levels) || !rt.cfg.Format.Envelope() && (m.Device == "" || m.Tenant == "") {
 		return Match{}, false
 	}
 	return m, true

@@ -1,0 +1,212 @@
+package decoders
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// chirpStackEvent is the union of the ChirpStack v4 integration events (integration.proto,
+// protobuf-JSON: camelCase, defaults omitted), as far as Sluice reads them.
+type chirpStackEvent struct {
+	DeduplicationID string `json:"deduplicationId"`
+	Time            string `json:"time"`
+	DeviceInfo      *struct {
+		TenantID        string            `json:"tenantId"`
+		TenantName      string            `json:"tenantName"`
+		ApplicationID   string            `json:"applicationId"`
+		ApplicationName string            `json:"applicationName"`
+		DeviceName      string            `json:"deviceName"`
+		DevEUI          string            `json:"devEui"`
+		Tags            map[string]string `json:"tags"`
+	} `json:"deviceInfo"`
+	DevAddr string          `json:"devAddr"`
+	DR      *int            `json:"dr"`
+	FCnt    *uint32         `json:"fCnt"`
+	FPort   *int            `json:"fPort"`
+	Data    *string         `json:"data"`
+	Object  json.RawMessage `json:"object"`
+	RxInfo  []struct {
+		GatewayID string   `json:"gatewayId"`
+		RSSI      *float64 `json:"rssi"`
+		SNR       *float64 `json:"snr"`
+	} `json:"rxInfo"`
+	TxInfo *struct {
+		Frequency  uint64 `json:"frequency"`
+		Modulation struct {
+			LoRa *struct {
+				Bandwidth       int `json:"bandwidth"`
+				SpreadingFactor int `json:"spreadingFactor"`
+			} `json:"lora"`
+		} `json:"modulation"`
+	} `json:"txInfo"`
+
+	// status
+	Margin                  *int     `json:"margin"`
+	ExternalPowerSource     bool     `json:"externalPowerSource"`
+	BatteryLevelUnavailable bool     `json:"batteryLevelUnavailable"`
+	BatteryLevel            *float64 `json:"batteryLevel"`
+	// the other kinds, recognised by their fields when the topic does not say
+	Level           string          `json:"level"`
+	Code            string          `json:"code"`
+	Description     string          `json:"description"`
+	QueueItemID     string          `json:"queueItemId"`
+	DownlinkID      json.RawMessage `json:"downlinkId"`
+	Location        json.RawMessage `json:"location"`
+	IntegrationName string          `json:"integrationName"`
+}
+
+// chirpStackKinds are the event types of ChirpStack's topic .../event/<type>.
+var chirpStackKinds = map[string]string{
+	"up": KindUp, "join": KindJoin, "status": KindStatus, "log": KindLog, "ack": KindAck,
+	"txack": KindTxAck, "location": KindLocation, "integration": KindIntegration,
+}
+
+func unwrapChirpStack(topic string, payload []byte) (*Envelope, error) {
+	var ev chirpStackEvent
+	if err := decodeEvent(payload, &ev); err != nil {
+		return nil, err
+	}
+	env := &Envelope{Kind: chirpStackKind(topic, &ev), ID: ev.DeduplicationID}
+	if di := ev.DeviceInfo; di != nil {
+		env.DevEUI = strings.ToLower(di.DevEUI)
+		env.DeviceName = di.DeviceName
+		env.Tenant = di.TenantID
+		env.Application = di.ApplicationID
+		env.Tags = di.Tags
+	}
+	if ev.Time != "" {
+		t, err := time.Parse(time.RFC3339Nano, ev.Time)
+		if err != nil {
+			return nil, fmt.Errorf("time: %q is not an RFC 3339 time", ev.Time)
+		}
+		env.Time = t.UTC()
+	}
+	switch env.Kind {
+	case KindUp:
+		if env.DevEUI == "" {
+			return nil, errors.New("up event has no deviceInfo.devEui")
+		}
+		fcnt, fport := uint32(0), 0 // protobuf-JSON omits zero values
+		if ev.FCnt != nil {
+			fcnt = *ev.FCnt
+		}
+		if ev.FPort != nil {
+			fport = *ev.FPort
+		}
+		env.FCnt, env.FPort = &fcnt, &fport
+		if ev.Data != nil {
+			b, err := base64.StdEncoding.DecodeString(*ev.Data)
+			if err != nil {
+				return nil, fmt.Errorf("data: not base64: %v", err)
+			}
+			env.Payload = b
+		}
+		obj, err := objectField("object", ev.Object)
+		if err != nil {
+			return nil, err
+		}
+		env.Object = obj
+		r := &Radio{Gateways: len(ev.RxInfo), DataRate: ev.DR}
+		for _, rx := range ev.RxInfo {
+			r.best(rx.RSSI, rx.SNR)
+		}
+		if tx := ev.TxInfo; tx != nil {
+			r.Frequency = tx.Frequency
+			if l := tx.Modulation.LoRa; l != nil {
+				r.SpreadingFactor, r.Bandwidth = l.SpreadingFactor, l.Bandwidth
+			}
+		}
+		env.Radio = r
+	case KindStatus:
+		if env.DevEUI == "" {
+			return nil, errors.New("status event has no deviceInfo.devEui")
+		}
+		s := &DeviceStatus{ExternalPower: ev.ExternalPowerSource, BatteryUnavailable: ev.BatteryLevelUnavailable}
+		if ev.Margin != nil {
+			s.Margin = *ev.Margin
+		}
+		if ev.BatteryLevel != nil {
+			s.Battery = *ev.BatteryLevel
+		}
+		env.Status = s
+	}
+	return env, nil
+}
+
+// chirpStackKind takes the event type from the topic's "event/<type>" levels (ChirpStack's
+// default topic template), else from the fields only that type has.
+func chirpStackKind(topic string, ev *chirpStackEvent) string {
+	levels := strings.Split(topic, "/")
+	if n := len(levels); n >= 2 && levels[n-2] == "event" {
+		if k, ok := chirpStackKinds[levels[n-1]]; ok {
+			return k
+		}
+		return KindOther
+	}
+	switch {
+	case ev.RxInfo != nil || ev.TxInfo != nil || ev.Data != nil || ev.FCnt != nil || ev.FPort != nil || ev.Object != nil:
+		return KindUp
+	case ev.Margin != nil || ev.BatteryLevel != nil || ev.ExternalPowerSource || ev.BatteryLevelUnavailable:
+		return KindStatus
+	case ev.DownlinkID != nil:
+		return KindTxAck
+	case ev.QueueItemID != "":
+		return KindAck
+	case ev.Level != "" || ev.Code != "" || ev.Description != "":
+		return KindLog
+	case ev.Location != nil:
+		return KindLocation
+	case ev.IntegrationName != "":
+		return KindIntegration
+	case ev.DevAddr != "":
+		return KindJoin
+	}
+	return KindOther
+}
+
+// best keeps the strongest reception of the gateways seen so far.
+func (r *Radio) best(rssi, snr *float64) {
+	if rssi != nil && (!r.HasRSSI || *rssi > r.RSSI) {
+		r.RSSI, r.HasRSSI = *rssi, true
+	}
+	if snr != nil && (!r.HasSNR || *snr > r.SNR) {
+		r.SNR, r.HasSNR = *snr, true
+	}
+}
+
+// decodeEvent parses a JSON object event.
+func decodeEvent(payload []byte, v any) error {
+	b := bytes.TrimSpace(payload)
+	if len(b) == 0 {
+		return errors.New("empty payload, want a JSON object")
+	}
+	if b[0] != '{' {
+		return fmt.Errorf("payload is not a JSON object (starts with %q)", b[0])
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("invalid JSON: %w", err)
+	}
+	return nil
+}
+
+// objectField reads an optional decoded object: absent or null is nil, anything but an object
+// is an error naming the field.
+func objectField(name string, raw json.RawMessage) (map[string]any, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	if raw[0] != '{' {
+		return nil, fmt.Errorf("%s: want a JSON object, got %.20s", name, raw)
+	}
+	var obj map[string]any
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return obj, nil
+}
