@@ -31,19 +31,13 @@ func newMetrics(reg prometheus.Registerer, info *mqtt.Server) *metrics {
 		}, []string{"action"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_broker_outbound_dropped_total",
-			Help: "Messages to MQTT subscribers dropped instead of delivered, by reason (pending_writes_full, inflight_full, expired, session_ended, refused_by_client).",
+			Help: droppedHelp,
 		}, []string{"reason"}),
 		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_broker_disconnects_total",
 			Help: "MQTT client disconnections after login, by reason (client, packet_too_large, keep_alive, not_authorized, taken_over, error).",
 		}, []string{"reason"}),
 	}
-	// inflight_full has no mochi hook: it is read from the server's own counter.
-	inflightFull := prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name:        "sluice_broker_outbound_dropped_total",
-		Help:        "Messages to MQTT subscribers dropped instead of delivered, by reason (pending_writes_full, inflight_full, expired, session_ended, refused_by_client).",
-		ConstLabels: prometheus.Labels{"reason": "inflight_full"},
-	}, func() float64 { return float64(atomic.LoadInt64(&info.Info.InflightDropped)) })
 	clients := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "sluice_broker_clients",
 		Help: "MQTT clients connected now.",
@@ -52,6 +46,27 @@ func newMetrics(reg prometheus.Registerer, info *mqtt.Server) *metrics {
 		Name: "sluice_broker_inflight_messages",
 		Help: "QoS 1/2 messages to subscribers awaiting acknowledgement, all clients together.",
 	}, func() float64 { return float64(atomic.LoadInt64(&info.Info.Inflight)) })
-	reg.MustRegister(m.logins, m.authFailures, m.aclDenied, m.dropped, m.disconnects, inflightFull, clients, inflight)
+	reg.MustRegister(m.logins, m.authFailures, m.aclDenied, m.disconnects, clients, inflight,
+		&inflightFull{vec: m.dropped, srv: info})
 	return m
 }
+
+// inflightFull adds the drops mochi counts itself but reports to no hook (a subscriber
+// already has max_inflight messages unacknowledged) to sluice_broker_outbound_dropped_total,
+// as reason "inflight_full".
+type inflightFull struct {
+	vec *prometheus.CounterVec
+	srv *mqtt.Server
+}
+
+func (c *inflightFull) Describe(ch chan<- *prometheus.Desc) { c.vec.Describe(ch) }
+
+func (c *inflightFull) Collect(ch chan<- prometheus.Metric) {
+	c.vec.Collect(ch)
+	ch <- prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue,
+		float64(atomic.LoadInt64(&c.srv.Info.InflightDropped)), "inflight_full")
+}
+
+var droppedDesc = prometheus.NewDesc("sluice_broker_outbound_dropped_total", droppedHelp, []string{"reason"}, nil)
+
+const droppedHelp = "Messages to MQTT subscribers dropped instead of delivered, by reason (pending_writes_full, inflight_full, expired, session_ended, refused_by_client)."

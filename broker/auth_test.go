@@ -1,0 +1,201 @@
+package broker_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	paho5 "github.com/eclipse/paho.golang/paho"
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/sluice-iot/sluice/broker"
+)
+
+func TestPasswordLogin(t *testing.T) {
+	b := start(t, authConfig(t))
+	addr := b.Addrs()[0]
+	url := "tcp://" + addr
+
+	if _, err := connect3(t, url, "ok-3", "dev-1", "secret-dev-1", nil); err != nil {
+		t.Errorf("MQTT 3.1.1, right password: %v", err)
+	}
+	if c, err := connect5(t, addr, "ok-5", "dev-2", "secret-dev-2"); err != nil {
+		t.Errorf("MQTT 5, right password: %v (connack %+v)", err, c.connack)
+	}
+	for _, tc := range []struct{ name, user, password string }{
+		{"wrong password", "dev-1", "secret-dev-2"},
+		{"unknown user", "nobody", "secret-dev-1"},
+		{"no credentials", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := connect3(t, url, "bad-3", tc.user, tc.password, nil)
+			// mochi answers MQTT 3.1.1 clients with return code 5, not authorized.
+			if !containsErr(err, "not Authorized") {
+				t.Errorf("MQTT 3.1.1: got %v, want the CONNACK refusal 'not Authorized' (return code 5)", err)
+			}
+			c, err := connect5(t, addr, "bad-5", tc.user, tc.password)
+			if err == nil || c.connack == nil || c.connack.ReasonCode != 0x86 {
+				t.Errorf("MQTT 5: got %v (connack %+v), want CONNACK reason 0x86 bad user name or password", err, c.connack)
+			}
+			host, port, _ := strings.Cut(addr, ":")
+			args := []string{"-h", host, "-p", port, "-t", "sensors/dev-1/up", "-m", "{}", "-q", "1", "-i", "bad-mosq"}
+			if tc.user != "" {
+				args = append(args, "-u", tc.user, "-P", tc.password)
+			}
+			out, err := exec.Command("mosquitto_pub", args...).CombinedOutput()
+			if err == nil || !strings.Contains(string(out), "Connection Refused: not authorised.") {
+				t.Errorf("mosquitto_pub: got %v: %s, want 'Connection Refused: not authorised.'", err, out)
+			}
+		})
+	}
+	for reason, want := range map[string]float64{"bad_password": 3, "unknown_user": 3, "no_credentials": 3} {
+		if got := b.counter(t, "sluice_broker_auth_failures_total", "reason", reason); got != want {
+			t.Errorf("sluice_broker_auth_failures_total{reason=%q}: got %v, want %v", reason, got, want)
+		}
+	}
+	if got := b.counter(t, "sluice_broker_logins_total", "method", "password"); got != 2 {
+		t.Errorf("sluice_broker_logins_total{method=password}: got %v, want 2", got)
+	}
+}
+
+func TestPlaintextPasswordsRejected(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "users.yaml")
+	if err := os.WriteFile(file, []byte("users:\n  - username: gw-1\n    password_hash: hunter2\n  - username: gw-2\n    password: hunter2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := broker.DefaultConfig()
+	cfg.Auth.Users = []broker.UserConfig{
+		{Username: "dev-1", Password: "hunter2"},
+		{Username: "dev-2", PasswordHash: "hunter2"},
+		{Username: "dev-3", PasswordHash: hash(t, "fine")},
+	}
+	cfg.Auth.UsersFile = file
+	err := cfg.Validate()
+	for _, want := range []string{
+		"auth.users[0].password: plaintext passwords are not accepted; replace it with password_hash, printed by 'sluice passwd'",
+		"auth.users[1].password_hash: not a bcrypt hash (plaintext passwords are not accepted; make one with 'sluice passwd')",
+		"auth.users_file: " + file + ": users[0].password_hash: not a bcrypt hash",
+		"auth.users_file: " + file + ": users[1].password: plaintext passwords are not accepted",
+	} {
+		if !containsErr(err, want) {
+			t.Errorf("Validate: got %v\nwant a problem containing %q", err, want)
+		}
+	}
+	if n := strings.Count(err.Error(), "\n") + 1; n != 4 {
+		t.Errorf("Validate: got %d problems, want 4:\n%v", n, err)
+	}
+}
+
+func TestUsersFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "users.yaml")
+	body := fmt.Sprintf("users:\n  - username: gw-1\n    password_hash: %q\n    tenant: acme\n", hash(t, "gw-secret"))
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := broker.DefaultConfig()
+	cfg.Listeners[0].Address = "127.0.0.1:0"
+	cfg.AllowAnonymous = false
+	cfg.Auth.UsersFile = file
+	cfg.Auth.ACL = []broker.ACLRule{{Topic: "tenants/%t/+/up", Access: "publish"}}
+	b := start(t, cfg)
+	addr := b.Addrs()[0]
+	c, err := connect5(t, addr, "gw-1", "gw-1", "gw-secret")
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for topic, want := range map[string]byte{"tenants/acme/dev-9/up": 0x00, "tenants/other/dev-9/up": 0x87} {
+		resp, _ := c.Publish(ctx, &paho5.Publish{Topic: topic, QoS: 1, Payload: []byte("{}")})
+		if resp == nil || resp.ReasonCode != want {
+			t.Errorf("publish to %s: got %+v, want reason 0x%02x", topic, resp, want)
+		}
+	}
+}
+
+// A device may publish only under its own topic: the other device's topic is refused on MQTT
+// 3.1.1 (QoS 1: disconnected; QoS 0: dropped) and MQTT 5 (PUBACK 0x87), and a subscriber
+// allowed to see everything receives only the allowed messages.
+func TestACLPublishOwnTopicOnly(t *testing.T) {
+	b := start(t, authConfig(t))
+	addr := b.Addrs()[0]
+	url := "tcp://" + addr
+
+	var seen collector
+	mon, err := connect3(t, url, "monitor", "monitor", "secret-monitor", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok := mon.Subscribe("sensors/#", 1, seen.handler); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("monitor subscribe: %v", tok.Error())
+	}
+
+	// MQTT 3.1.1
+	lost := make(chan error, 1)
+	opts := paho.NewClientOptions().AddBroker(url).SetClientID("dev-1-v3").SetUsername("dev-1").SetPassword("secret-dev-1").
+		SetAutoReconnect(false).SetConnectionLostHandler(func(_ paho.Client, err error) { lost <- err })
+	d3 := paho.NewClient(opts)
+	if tok := d3.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("dev-1 connect: %v", tok.Error())
+	}
+	defer d3.Disconnect(50)
+	if tok := d3.Publish("sensors/dev-1/up", 1, false, "v3 own"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish own topic: %v", tok.Error())
+	}
+	d3.Publish("sensors/dev-2/up", 0, false, "v3 qos0 other").WaitTimeout(5 * time.Second)
+	d3.Publish("sensors/dev-2/up", 1, false, "v3 qos1 other")
+	select {
+	case <-lost:
+	case <-time.After(10 * time.Second):
+		t.Fatal("MQTT 3.1.1 client publishing QoS 1 to another device's topic was not disconnected")
+	}
+
+	// MQTT 5
+	d5, err := connect5(t, addr, "dev-1-v5", "dev-1", "secret-dev-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, _ := d5.Publish(ctx, &paho5.Publish{Topic: "sensors/dev-2/up", QoS: 1, Payload: []byte("v5 other")})
+	if resp == nil || resp.ReasonCode != 0x87 {
+		t.Errorf("MQTT 5 publish to another device's topic: got %+v, want PUBACK reason 0x87 not authorized", resp)
+	}
+	if resp, err := d5.Publish(ctx, &paho5.Publish{Topic: "sensors/dev-1/up", QoS: 1, Payload: []byte("v5 own")}); err != nil || resp.ReasonCode != 0 {
+		t.Errorf("MQTT 5 publish to own topic after a refusal: %v %+v", err, resp)
+	}
+
+	// Subscriptions beyond the ACL fail per filter.
+	sa, _ := d5.Subscribe(ctx, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "sensors/#", QoS: 1}}})
+	if sa == nil || len(sa.Reasons) != 1 || sa.Reasons[0] != 0x87 {
+		t.Errorf("MQTT 5 subscribe beyond the ACL: got %+v, want SUBACK 0x87", sa)
+	}
+	d3b, err := connect3(t, url, "dev-1-v3b", "dev-1", "secret-dev-1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := d3b.Subscribe("sensors/#", 1, nil)
+	tok.WaitTimeout(5 * time.Second)
+	if st, ok := tok.(*paho.SubscribeToken); !ok || st.Result()["sensors/#"] != 0x80 {
+		t.Errorf("MQTT 3.1.1 subscribe beyond the ACL: got %v (%v), want SUBACK return code 0x80", tok.(*paho.SubscribeToken).Result(), tok.Error())
+	}
+
+	waitFor(t, "the allowed messages", func() bool { return len(seen.list()) >= 2 })
+	time.Sleep(200 * time.Millisecond) // any refused message would have arrived by now
+	got := seen.list()
+	want := []string{"sensors/dev-1/up v3 own", "sensors/dev-1/up v5 own"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("monitor received %q, want %q", got, want)
+	}
+	for action, want := range map[string]float64{"publish": 3, "subscribe": 2} {
+		if got := b.counter(t, "sluice_broker_acl_denied_total", "action", action); got != want {
+			t.Errorf("sluice_broker_acl_denied_total{action=%q}: got %v, want %v", action, got, want)
+		}
+	}
+}
