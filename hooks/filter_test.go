@@ -253,7 +253,7 @@ func TestFilterHeartbeatSurvivesClockJumps(t *testing.T) {
 	}{
 		{t0, true},
 		{t0.Add(14 * time.Minute), false},
-		{t0.AddDate(10, 0, 0), true}, // a bogus future time is kept (heartbeat passed)…
+		{t0.AddDate(10, 0, 0), true},     // a bogus future time is kept (heartbeat passed)…
 		{t0.Add(15 * time.Minute), true}, // …and does not hold back the next heartbeat
 		{t0.Add(16 * time.Minute), false},
 		{t0.Add(29 * time.Minute), false},

@@ -37,6 +37,8 @@ type Ingest struct {
 	warn     zerolog.Logger // sampled, for per-message warnings
 	m        *ingestMetrics
 	lora     *loraStage // LoRaWAN envelopes: registry and de-duplication (lorawan.go)
+	limiter  *Limiter   // flood limits, nil when none (limit.go)
+	filter   *Filter    // store-on-change, nil when off (filter.go)
 }
 
 // NewIngest builds the ingest hook. Every route's decoder must exist in decs.
@@ -76,6 +78,9 @@ func (h *Ingest) Provides(b byte) bool { return b == mqtt.OnPublish }
 func (h *Ingest) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline {
 		return pk, nil
+	}
+	if err := h.checkLimits(cl, pk); err != nil {
+		return pk, err
 	}
 	msg := Message{Client: cl.ID, Topic: pk.TopicName, Payload: pk.Payload, QoS: pk.FixedHeader.Qos, PacketID: pk.PacketID}
 	if err := h.Handle(context.Background(), &msg); err != nil {
@@ -146,11 +151,17 @@ func (h *Ingest) deliver(ctx context.Context, msg *Message, msgID string, u *slu
 		tenant, device = u.Tenant, u.Device
 		h.m.messages.WithLabelValues("decoded").Inc()
 		h.m.readings.Add(float64(len(u.Readings)))
+		if h.filter != nil {
+			h.filter.Apply(u) // suppressed readings move to u.Suppressed
+		}
 		subject = sluice.UplinkSubject(tenant, device)
 		data, err = sluice.EncodeUplink(u)
 	}
 	if err == nil {
 		err = h.pub.Publish(ctx, subject, msgID, data, wait)
+	}
+	if err == nil && u != nil && h.filter != nil {
+		h.filter.Commit(u) // only what was stored becomes the last kept value
 	}
 	if err == nil {
 		return nil
