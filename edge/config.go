@@ -32,6 +32,10 @@ type Config struct {
 	Sink   struct {
 		Targets []sink.TargetConfig `yaml:"targets"`
 	} `yaml:"sink"`
+	// StoreOnChange and Limits are inline rate limiting (docs/rate-limiting.md): deadband and
+	// heartbeat filtering of readings, and token-bucket flood limits per device and connection.
+	StoreOnChange hooks.FilterConfig `yaml:"store_on_change"`
+	Limits        hooks.LimitConfig  `yaml:"limits"`
 	// ShutdownTimeout bounds a graceful stop: intake stops, in-flight publishes finish, the
 	// sinks finish their batches.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -53,6 +57,8 @@ func DefaultConfig() Config {
 		ShutdownTimeout: 15 * time.Second,
 	}
 	c.HTTP.Address = "127.0.0.1:9484"
+	c.StoreOnChange = hooks.DefaultFilterConfig()
+	c.Limits = hooks.DefaultLimitConfig()
 	c.Sink.Targets = []sink.TargetConfig{sink.DefaultTargetConfig()}
 	return c
 }
@@ -91,6 +97,8 @@ func (c *Config) Validate() error {
 	}
 	add("mqtt.", c.MQTT.Validate())
 	add("nats.", c.NATS.Validate())
+	add("store_on_change.", c.StoreOnChange.Validate())
+	add("limits.", c.Limits.Validate())
 	if len(c.Routes) == 0 {
 		add("", errors.New("routes: at least one route is required"))
 	}

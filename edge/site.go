@@ -36,6 +36,7 @@ type Site struct {
 	targets  []*sink.Target
 	broker   *broker.Broker
 	ingest   *hooks.Ingest
+	filter   *hooks.Filter
 	brokerUp atomic.Bool
 
 	mqttAddrs chan []string // receives the bound listener addresses once the broker serves
@@ -68,6 +69,9 @@ func New(cfg Config, log zerolog.Logger) (*Site, error) {
 		return nil, err
 	}
 	if s.ingest, err = hooks.NewIngest(router, decoders.NewSet(), s.buffer, log, s.reg); err != nil {
+		return nil, err
+	}
+	if err := s.newRateLimits(); err != nil { // flood limits and store-on-change (ratelimit.go)
 		return nil, err
 	}
 	if s.broker, err = broker.New(cfg.MQTT, log, s.reg); err != nil {
@@ -115,6 +119,8 @@ func (s *Site) Run(ctx context.Context) error {
 		return err
 	}
 	defer s.buffer.Close()
+	stopFilterState := s.startFilterState(ctx) // restore store-on-change state before intake
+	defer stopFilterState()                    // the last snapshot, once the broker has closed
 	defer func() {
 		for _, t := range s.targets {
 			t.Close()

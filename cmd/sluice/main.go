@@ -34,6 +34,7 @@ commands:
   run      start the edge site (broker, buffer, sinks)
   migrate  create or update the database schema
   check    load and validate the configuration, print problems
+  passwd   print the bcrypt hash of a password read from standard input
   version  print the version
 
 Run 'sluice <command> -h' for the flags of a command.
@@ -55,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runMigrate(args[1:], stdout, stderr)
 	case "check":
 		return runCheck(args[1:], stdout, stderr)
+	case "passwd":
+		return runPasswd(args[1:], os.Stdin, stdout, stderr)
 	case "decode":
 		return runDecode(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
