@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/sluice-iot/sluice"
 	"github.com/sluice-iot/sluice/broker"
 	"github.com/sluice-iot/sluice/hooks"
 	"github.com/sluice-iot/sluice/sink"
@@ -39,6 +40,9 @@ type Config struct {
 	// ShutdownTimeout bounds a graceful stop: intake stops, in-flight publishes finish, the
 	// sinks finish their batches.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// MemoryLimit, when set, is the Go runtime's soft memory limit (debug.SetMemoryLimit) and
+	// overrides the GOMEMLIMIT environment variable; 0 leaves GOMEMLIMIT in charge.
+	MemoryLimit sluice.ByteSize `yaml:"memory_limit"`
 }
 
 // LogConfig configures logging.
@@ -91,6 +95,9 @@ func (c *Config) Validate() error {
 	case "auto", "json", "console":
 	default:
 		add("", fmt.Errorf("log.format: %q is not one of auto, json, console", c.Log.Format))
+	}
+	if c.MemoryLimit != 0 && c.MemoryLimit < 32<<20 {
+		add("", fmt.Errorf("memory_limit: %s is below 32MiB; 0 means no limit", c.MemoryLimit))
 	}
 	if c.ShutdownTimeout <= 0 {
 		add("", errors.New("shutdown_timeout: must be positive"))

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -112,6 +113,9 @@ func (s *Site) HTTPAddr(ctx context.Context) (string, error) {
 // broker, so in-flight publishes finish and no new ones arrive), then the sinks (each finishes
 // its batch), then the buffer; all within the shutdown timeout.
 func (s *Site) Run(ctx context.Context) error {
+	if s.cfg.MemoryLimit > 0 {
+		debug.SetMemoryLimit(int64(s.cfg.MemoryLimit))
+	}
 	if err := os.MkdirAll(s.cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
