@@ -30,7 +30,13 @@ type Config struct {
 	MQTT   broker.Config       `yaml:"mqtt"`
 	NATS   sink.BufferConfig   `yaml:"nats"`
 	Routes []hooks.RouteConfig `yaml:"routes"`
-	Sink   struct {
+	// Registry, Dedup and Subscribe serve LoRaWAN network servers (docs/lorawan.md): the
+	// device registry, the multi-gateway de-duplication window, and subscriptions to other
+	// brokers feeding the same routes.
+	Registry  hooks.RegistryConfig     `yaml:"registry"`
+	Dedup     hooks.DedupConfig        `yaml:"dedup"`
+	Subscribe []hooks.SubscriberConfig `yaml:"subscribe"`
+	Sink      struct {
 		Targets []sink.TargetConfig `yaml:"targets"`
 	} `yaml:"sink"`
 	// StoreOnChange and Limits are inline rate limiting (docs/rate-limiting.md): deadband and
@@ -58,6 +64,8 @@ func DefaultConfig() Config {
 		Log:             LogConfig{Level: "info", Format: "auto"},
 		MQTT:            broker.DefaultConfig(),
 		NATS:            sink.DefaultBufferConfig(),
+		Registry:        hooks.DefaultRegistryConfig(),
+		Dedup:           hooks.DefaultDedupConfig(),
 		ShutdownTimeout: 15 * time.Second,
 	}
 	c.HTTP.Address = "127.0.0.1:9484"
@@ -111,6 +119,16 @@ func (c *Config) Validate() error {
 	}
 	_, err := hooks.NewRouter(c.Routes)
 	add("", err)
+	add("registry.", c.Registry.Validate())
+	add("dedup.", c.Dedup.Validate())
+	subs := map[string]bool{}
+	for i, sc := range c.Subscribe {
+		add(fmt.Sprintf("subscribe[%d].", i), sc.Validate())
+		if subs[sc.Name] {
+			add("", fmt.Errorf("subscribe[%d].name: %q is used twice", i, sc.Name))
+		}
+		subs[sc.Name] = true
+	}
 	if len(c.Sink.Targets) == 0 {
 		add("", errors.New("sink.targets: at least one target is required"))
 	}

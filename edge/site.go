@@ -38,6 +38,7 @@ type Site struct {
 	broker   *broker.Broker
 	ingest   *hooks.Ingest
 	filter   *hooks.Filter
+	lorawan  lorawan // registry, de-duplication, subscriptions (lorawan.go)
 	brokerUp atomic.Bool
 
 	mqttAddrs chan []string // receives the bound listener addresses once the broker serves
@@ -73,6 +74,9 @@ func New(cfg Config, log zerolog.Logger) (*Site, error) {
 		return nil, err
 	}
 	if err := s.newRateLimits(); err != nil { // flood limits and store-on-change (ratelimit.go)
+		return nil, err
+	}
+	if err := s.newLoRaWAN(); err != nil {
 		return nil, err
 	}
 	if s.broker, err = broker.New(cfg.MQTT, log, s.reg); err != nil {
@@ -159,6 +163,7 @@ func (s *Site) Run(ctx context.Context) error {
 	}
 	s.brokerUp.Store(true)
 	s.mqttAddrs <- s.broker.Addrs()
+	stopLoRaWAN := s.startLoRaWAN()
 	s.log.Info().Msg("sluice started")
 
 	sinkDone := make(chan error, 1)
@@ -177,6 +182,7 @@ func (s *Site) Run(ctx context.Context) error {
 	})
 	defer deadline.Stop()
 	s.brokerUp.Store(false)
+	stopLoRaWAN() // subscriptions are intake too
 	if err := s.broker.Close(); err != nil {
 		runErr = errors.Join(runErr, err)
 	}

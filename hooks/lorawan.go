@@ -39,7 +39,7 @@ func (c RouteConfig) validateLoRaWAN() error {
 	var errs []error
 	l := c.LoRaWAN
 	if !c.Format.Valid() {
-		errs = append(errs, fmt.Errorf("format: %q is not one of raw, chirpstack, ttn", c.Format))
+		return fmt.Errorf("format: %q is not one of raw, chirpstack, ttn", c.Format)
 	}
 	if !c.Format.Envelope() {
 		if l != (LoRaWANRouteConfig{}) {
@@ -262,3 +262,6 @@ func firstOf(s ...string) string {
 }
 
 func orUnknown(s string) string { return firstOf(s, "unknown") }
+
+// Decoders returns the decoder set the hook decodes with.
+func (h *Ingest) Decoders() *decoders.Set { return h.decoders }

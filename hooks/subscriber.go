@@ -12,6 +12,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"gopkg.in/yaml.v3"
 )
 
 // SubscriberConfig makes Sluice an MQTT client of another broker (a network server's), fed into
@@ -82,6 +83,17 @@ func (c SubscriberConfig) Validate() error {
 		errs = append(errs, errors.New("max_reconnect_interval: must be positive"))
 	}
 	return errors.Join(errs...)
+}
+
+// UnmarshalYAML fills the keys a subscription leaves out with their defaults.
+func (c *SubscriberConfig) UnmarshalYAML(n *yaml.Node) error {
+	type plain SubscriberConfig
+	p := plain(DefaultSubscriberConfig())
+	if err := n.Decode(&p); err != nil {
+		return err
+	}
+	*c = SubscriberConfig(p)
+	return nil
 }
 
 // Handler is the ingest pipeline a subscription feeds: *Ingest.

@@ -1,0 +1,58 @@
+package edge
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/sluice-iot/sluice/hooks"
+)
+
+// lorawan is the part of a site serving LoRaWAN network servers: the device registry (reloaded
+// while the site runs), the de-duplication window, and the subscriptions to other brokers.
+type lorawan struct {
+	registry    *hooks.Registry
+	subscribers []*hooks.Subscriber
+}
+
+// newLoRaWAN builds the registry, the de-duplication window and the subscriptions, and gives
+// them to the ingest hook. The registry file is read here, so its problems stop the start.
+func (s *Site) newLoRaWAN() error {
+	reg, err := hooks.NewRegistry(s.cfg.Registry, s.ingest.Decoders(), s.log, s.reg)
+	if err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	dedup, err := hooks.NewDedup(s.cfg.Dedup, s.reg)
+	if err != nil {
+		return fmt.Errorf("dedup: %w", err)
+	}
+	s.ingest.UseLoRaWAN(reg, dedup)
+	s.lorawan.registry = reg
+	metrics := hooks.NewSubscriberMetrics(s.reg)
+	for i, sc := range s.cfg.Subscribe {
+		sub, err := hooks.NewSubscriber(sc, s.ingest, s.log, metrics)
+		if err != nil {
+			return fmt.Errorf("subscribe[%d]: %w", i, err)
+		}
+		s.lorawan.subscribers = append(s.lorawan.subscribers, sub)
+	}
+	return nil
+}
+
+// startLoRaWAN starts the registry watcher and the subscriptions; stop ends them and waits.
+func (s *Site) startLoRaWAN() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := s.lorawan.registry.Run(ctx); err != nil {
+			s.log.Error().Err(err).Str("component", "registry").Msg("registry not watched: changes need a restart")
+		}
+	})
+	for _, sub := range s.lorawan.subscribers {
+		wg.Go(func() { sub.Run(ctx) })
+	}
+	return func() {
+		cancel()
+		wg.Wait()
+	}
+}
