@@ -153,8 +153,13 @@ func equalStrings(a, b []string) bool {
 	return true
 }
 
-// reportedError is a decoder that returned a non-empty errors array.
-type reportedError struct{ errs []string }
+// reportedError is a decoder that returned a non-empty errors array, with what else it
+// returned alongside.
+type reportedError struct {
+	errs     []string
+	warnings []string
+	data     map[string]any // nil when the decoder returned no object
+}
 
 func (e *reportedError) Error() string {
 	return ErrReported.Error() + ": " + strings.Join(e.errs, "; ")
@@ -169,4 +174,14 @@ func ReportedErrors(err error) []string {
 		return re.errs
 	}
 	return nil
+}
+
+// Reported returns everything a decoder returned with its non-empty errors array: errors,
+// warnings and data (nil when it returned none). ok is false when err is not that.
+func Reported(err error) (errs, warnings []string, data map[string]any, ok bool) {
+	var re *reportedError
+	if !errors.As(err, &re) {
+		return nil, nil, nil, false
+	}
+	return re.errs, re.warnings, re.data, true
 }

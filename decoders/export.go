@@ -11,7 +11,7 @@ import (
 // maxDepth bounds the nesting of decoded output.
 const maxDepth = 64
 
-// plain converts a value exported from goja into the plain JSON shapes the rest of Sluice
+// plain converts a value freshly exported from goja (maps and slices are modified in place) into the plain JSON shapes the rest of Sluice
 // expects (map[string]any, []any, float64, string, bool, nil), the way JSON.stringify would
 // see it: NaN and ±Infinity become null, dates become RFC 3339 strings, functions and symbols
 // become null, typed arrays become arrays of numbers. budget is the room left in bytes of
@@ -48,27 +48,25 @@ func plain(v any, budget *int, depth int) (any, error) {
 	case time.Time:
 		*budget -= 30
 		return x.UTC().Format(time.RFC3339Nano), nil
-	case map[string]any:
-		out := make(map[string]any, len(x))
+	case map[string]any: // converted in place: Export made it for us alone
 		for k, e := range x {
 			*budget -= len(k) + 4
 			p, err := plain(e, budget, depth+1)
 			if err != nil {
 				return nil, err
 			}
-			out[k] = p
+			x[k] = p
 		}
-		return out, nil
+		return x, nil
 	case []any:
-		out := make([]any, len(x))
 		for i, e := range x {
 			p, err := plain(e, budget, depth+1)
 			if err != nil {
 				return nil, err
 			}
-			out[i] = p
+			x[i] = p
 		}
-		return out, nil
+		return x, nil
 	}
 	rv := reflect.ValueOf(v)
 	switch rv.Kind() {

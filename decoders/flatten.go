@@ -1,8 +1,9 @@
 package decoders
 
 import (
-	"sort"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sluice-iot/sluice"
@@ -15,7 +16,7 @@ import (
 func Flatten(data map[string]any, t time.Time) []sluice.Reading {
 	var out []sluice.Reading
 	flatten(&out, "", data, t)
-	sort.Slice(out, func(i, j int) bool { return out[i].Metric < out[j].Metric })
+	slices.SortFunc(out, func(a, b sluice.Reading) int { return strings.Compare(a.Metric, b.Metric) })
 	return out
 }
 

@@ -41,10 +41,14 @@ func (v *vm) decode(in *Input, deadline time.Time) (*Output, error) {
 		if !ok || goja.IsNull(res) {
 			return nil, fmt.Errorf("%w: decodeUplink returned %s, want an object {data, warnings, errors}", ErrInvalidOutput, typeOf(res))
 		}
-		if errs := stringList(exported(obj.Get("errors"))); len(errs) > 0 {
-			return nil, &reportedError{errs: errs}
-		}
 		out.Warnings = stringList(exported(obj.Get("warnings")))
+		if errs := stringList(exported(obj.Get("errors"))); len(errs) > 0 {
+			re := &reportedError{errs: errs, warnings: out.Warnings}
+			if d := obj.Get("data"); !isNothing(d) {
+				re.data, _ = exportObject(d, &budget, "decodeUplink data")
+			}
+			return nil, re
+		}
 		dataVal = obj.Get("data")
 		if isNothing(dataVal) {
 			dataVal = v.rt.NewObject()

@@ -39,14 +39,17 @@ type vm struct {
 	normalize goja.Callable // nil when the script has no normalizeUplink
 	date      goja.Value    // the Date constructor
 	bytes     [256]goja.Value
-	device    string // device of the current call, for console logs
-	broken    bool   // interrupted or panicked: never reuse
+	device    string      // device of the current call, for console logs
+	broken    bool        // interrupted or panicked: never reuse
+	timer     *time.Timer // interrupts the runtime; armed only during a call
 }
 
 // newVM creates a runtime, hardens it, runs the script's top level under the time budget and
 // finds its entry point.
 func newVM(p *program) (*vm, error) {
 	v := &vm{rt: goja.New(), p: p}
+	v.timer = time.AfterFunc(time.Hour, func() { v.rt.Interrupt(ErrTimeout) })
+	v.timer.Stop()
 	if err := v.harden(p.cfg.MaxCallStack); err != nil {
 		return nil, err
 	}
@@ -82,9 +85,9 @@ func (v *vm) call(timeout time.Duration, fn func() (goja.Value, error)) (res goj
 	if timeout <= 0 {
 		return nil, ErrTimeout
 	}
-	t := time.AfterFunc(timeout, func() { v.rt.Interrupt(ErrTimeout) })
+	v.timer.Reset(timeout)
 	defer func() {
-		if !t.Stop() {
+		if !v.timer.Stop() {
 			v.broken = true
 		}
 		if r := recover(); r != nil {

@@ -175,9 +175,12 @@ func runDecode(args []string, stdout, stderr io.Writer) int {
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false)
 	if err != nil {
-		res := decodeResult{Warnings: []string{}, Errors: decoders.ReportedErrors(err)}
-		if res.Errors == nil {
-			res.Errors = []string{failureText(err)}
+		res := decodeResult{Warnings: []string{}, Errors: []string{failureText(err)}}
+		if errs, warnings, data, ok := decoders.Reported(err); ok {
+			res.Errors, res.Data = errs, data
+			if warnings != nil {
+				res.Warnings = warnings
+			}
 		}
 		_ = enc.Encode(res)
 		fmt.Fprintln(stderr, "sluice decode:", err)

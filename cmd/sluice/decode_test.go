@@ -23,6 +23,10 @@ func TestDecodeCommand(t *testing.T) {
 	if err := os.WriteFile(broken, []byte("function decodeUplink(input) {\n  throw new Error('no');\n}"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	partial := filepath.Join(dir, "partial.js")
+	if err := os.WriteFile(partial, []byte(`function decodeUplink() { return {data: {seen: 1}, warnings: ["w"], errors: ["e"]} }`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name   string
 		args   []string
@@ -36,6 +40,8 @@ func TestDecodeCommand(t *testing.T) {
 			`{"data":{"port":1,"site":null,"t":25.5,"year":…`, ""},
 		{"reported errors", []string{"--script", script, "--fport", "1", "--hex", "00"}, 1,
 			`{"data":null,"warnings":[],"errors":["need 2 bytes"]}` + "\n", "decoder reported errors: need 2 bytes"},
+		{"errors with data", []string{"--script", partial, "--fport", "1", "--hex", "00"}, 1,
+			`{"data":{"seen":1},"warnings":["w"],"errors":["e"]}` + "\n", "decoder reported errors: e"},
 		{"thrown", []string{"--script", broken, "--fport", "1", "--hex", "00"}, 1,
 			`{"data":null,"warnings":[],"errors":["script threw: Error: no (at 2:9)"]}` + "\n", "decoder broken at 2:9"},
 		{"template", []string{"--templates", testTemplates, "--template", "milesight/ws301", "--fport", "85", "--hex", "017564030001040001"}, 0,
