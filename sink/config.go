@@ -110,6 +110,8 @@ type TargetConfig struct {
 	Start string `yaml:"start"`
 	// Limits are the checks readings pass before they are written.
 	Limits RowLimits `yaml:"limits"`
+	// Storage lays out the readings: retention classes and which tenants and devices use them.
+	Storage StorageConfig `yaml:"storage"`
 }
 
 // DefaultTargetConfig returns the defaults of a target.
@@ -125,6 +127,7 @@ func DefaultTargetConfig() TargetConfig {
 		MaxConns:  4,
 		Start:     StartAll,
 		Limits:    DefaultRowLimits(),
+		Storage:   DefaultStorageConfig(),
 	}
 }
 
@@ -160,6 +163,11 @@ func (c TargetConfig) Validate() error {
 	if err := c.Limits.Validate(); err != nil {
 		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
 			errs = append(errs, fmt.Errorf("limits.%w", e))
+		}
+	}
+	if err := c.Storage.Validate(); err != nil {
+		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+			errs = append(errs, fmt.Errorf("storage.%w", e))
 		}
 	}
 	return errors.Join(errs...)

@@ -170,7 +170,7 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 
 func migrate(t testing.TB, cfg sink.TargetConfig) {
 	t.Helper()
-	if _, err := sink.MigrateTarget(context.Background(), cfg, testLog()); err != nil {
+	if _, err := sink.MigrateTarget(context.Background(), cfg, false, testLog()); err != nil {
 		t.Fatal(err)
 	}
 }

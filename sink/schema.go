@@ -41,16 +41,43 @@ CREATE OR REPLACE VIEW readings AS
 	SELECT m.time, s.tenant, s.device, s.metric, m.value, s.unit
 	FROM measurements_standard m JOIN series s ON s.id = m.series_id;
 `},
+	{2, "class registry, latest values", `
+CREATE TABLE IF NOT EXISTS sluice_classes (
+	name           text PRIMARY KEY,
+	chunk_interval interval    NOT NULL,
+	compress_after interval    NOT NULL DEFAULT '0',
+	retention      interval    NOT NULL DEFAULT '0',
+	updated_at     timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO sluice_classes (name, chunk_interval, compress_after) VALUES ('standard', '1 day', '7 days')
+	ON CONFLICT (name) DO NOTHING;
+CREATE TABLE IF NOT EXISTS latest (
+	series_id bigint           PRIMARY KEY,
+	time      timestamptz      NOT NULL,
+	value     double precision NOT NULL
+);
+INSERT INTO latest (series_id, time, value)
+	SELECT DISTINCT ON (series_id) series_id, time, value FROM measurements_standard ORDER BY series_id, time DESC
+	ON CONFLICT (series_id) DO NOTHING;
+`},
 }
 
 // migrationLock is the advisory lock key that serialises migrations across processes.
 const migrationLock = 0x51_0C_E5_C4_E4_A0
 
-// Migrate brings the schema up to date: it creates the schema, applies missing migrations under
-// an advisory lock (so two processes may run it at once), and turns the measurement tables into
-// hypertables when the timescaledb extension is installed. It returns what it did, one line per
-// step, for `sluice migrate` to print.
-func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, log zerolog.Logger) ([]string, error) {
+// querier is what reading the database's state needs (a pooled connection or a transaction).
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Migrate brings a target's schema up to date. Under an advisory lock (so two processes may
+// run it at once) it creates the schema, applies the missing versioned migrations, each in its
+// own transaction, then reconciles the storage with cfg.Storage: one table per class and,
+// with the timescaledb extension, hypertables, compression, retention, continuous aggregates
+// and their policies; last the views. It returns what it did and what it skipped and why, one
+// line each, for `sluice migrate` to print.
+func Migrate(ctx context.Context, pool *pgxpool.Pool, cfg TargetConfig, log zerolog.Logger) ([]string, error) {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
@@ -61,15 +88,15 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, log zerolog
 	}
 	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", int64(migrationLock))
 
-	q := pgx.Identifier{schema}.Sanitize()
+	q := pgx.Identifier{cfg.Schema}.Sanitize()
 	setup := "CREATE SCHEMA IF NOT EXISTS " + q + ";" +
 		"CREATE TABLE IF NOT EXISTS " + q + ".sluice_schema_version (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
 	if _, err := conn.Exec(ctx, setup); err != nil {
-		return nil, fmt.Errorf("migrate: create schema %s: %w", schema, err)
+		return nil, fmt.Errorf("migrate: create schema %s: %w", cfg.Schema, err)
 	}
-	var current int
-	if err := conn.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+q+".sluice_schema_version").Scan(&current); err != nil {
-		return nil, fmt.Errorf("migrate: read version: %w", err)
+	current, err := schemaVersion(ctx, conn, cfg.Schema)
+	if err != nil {
+		return nil, err
 	}
 	var done []string
 	for _, m := range migrations {
@@ -92,44 +119,124 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, log zerolog
 		done = append(done, fmt.Sprintf("applied %d: %s", m.version, m.name))
 		log.Info().Int("version", m.version).Str("name", m.name).Msg("schema migration applied")
 	}
-	ts, err := timescaleVersion(ctx, conn)
+	plan, err := planStorage(ctx, conn, cfg)
 	if err != nil {
 		return done, err
 	}
-	if ts == "" {
-		done = append(done, "skipped hypertables: the timescaledb extension is not installed; measurements are plain tables")
-		return done, nil
+	for _, n := range plan.notes {
+		done = append(done, n)
 	}
-	sql := fmt.Sprintf("SELECT create_hypertable(%s, by_range('time', INTERVAL '1 day'), if_not_exists => true, migrate_data => true)",
-		quoteLiteral(schema+".measurements_standard"))
-	if _, err := conn.Exec(ctx, sql); err != nil {
-		return done, fmt.Errorf("migrate: create hypertable: %w", err)
+	for _, s := range plan.steps {
+		if _, err := conn.Exec(ctx, s.sql); err != nil {
+			return done, fmt.Errorf("migrate: %s: %w", firstLine(s.sql), err)
+		}
+		if s.report != "" {
+			done = append(done, s.report)
+			log.Info().Str("change", s.report).Msg("schema storage reconciled")
+		}
 	}
-	done = append(done, "timescaledb "+ts+": measurements_standard is a hypertable")
+	for _, s := range plan.skipped {
+		done = append(done, "skipped "+s)
+	}
+	if len(plan.skipped) > 0 {
+		log.Warn().Strs("skipped", plan.skipped).Msg("schema: features skipped")
+	}
 	return done, nil
 }
 
-// timescaleVersion returns the installed timescaledb extension version, or "".
-func timescaleVersion(ctx context.Context, conn *pgxpool.Conn) (string, error) {
-	var v string
-	err := conn.QueryRow(ctx, "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'").Scan(&v)
-	if err == pgx.ErrNoRows {
-		return "", nil
-	}
+// Plan returns the SQL Migrate would run now, without changing anything: the pending versioned
+// migrations and the storage statements, each under a comment saying what it does, then what
+// would be skipped and why.
+func Plan(ctx context.Context, pool *pgxpool.Pool, cfg TargetConfig) ([]string, error) {
+	conn, err := pool.Acquire(ctx)
 	if err != nil {
-		return "", fmt.Errorf("migrate: detect timescaledb: %w", err)
+		return nil, fmt.Errorf("plan migration: %w", err)
 	}
-	return v, nil
+	defer conn.Release()
+	current, err := schemaVersion(ctx, conn, cfg.Schema)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	if current == 0 {
+		out = append(out, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{cfg.Schema}.Sanitize()+";")
+	}
+	for _, m := range migrations {
+		if m.version > current {
+			out = append(out, fmt.Sprintf("-- migration %d: %s (in one transaction, search_path %s)\n%s;",
+				m.version, m.name, cfg.Schema, strings.TrimSpace(m.sql)))
+		}
+	}
+	plan, err := planStorage(ctx, conn, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, plan.render()...), nil
+}
+
+// render formats a plan as commented SQL.
+func (p *storagePlan) render() []string {
+	var out []string
+	for _, n := range p.notes {
+		out = append(out, "-- "+n)
+	}
+	for _, s := range p.steps {
+		if s.report != "" {
+			out = append(out, "-- "+s.report+"\n"+s.sql+";")
+		} else {
+			out = append(out, s.sql+";")
+		}
+	}
+	for _, s := range p.skipped {
+		out = append(out, "-- skipped "+s)
+	}
+	return out
+}
+
+// schemaVersion returns the last applied migration, 0 for a new schema.
+func schemaVersion(ctx context.Context, conn querier, schema string) (int, error) {
+	var v int
+	err := conn.QueryRow(ctx, "SELECT CASE WHEN to_regclass($1) IS NULL THEN 0 ELSE 1 END",
+		pgx.Identifier{schema, "sluice_schema_version"}.Sanitize()).Scan(&v)
+	if err != nil || v == 0 {
+		return 0, wrap("migrate: read version", err)
+	}
+	err = conn.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+pgx.Identifier{schema, "sluice_schema_version"}.Sanitize()).Scan(&v)
+	return v, wrap("migrate: read version", err)
+}
+
+func wrap(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return l
+}
+
+// timescaleVersion returns the installed timescaledb extension version, or "", and the
+// version the server offers.
+func timescaleVersion(ctx context.Context, conn querier) (installed, available string, err error) {
+	err = conn.QueryRow(ctx, `SELECT coalesce((SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'), ''),
+	coalesce((SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'), '')`).Scan(&installed, &available)
+	return installed, available, wrap("migrate: detect timescaledb", err)
 }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
-// MigrateTarget connects to one target's database and migrates its schema.
-func MigrateTarget(ctx context.Context, cfg TargetConfig, log zerolog.Logger) ([]string, error) {
+// MigrateTarget connects to one target's database and migrates its schema; with dryRun it
+// returns the SQL it would run instead.
+func MigrateTarget(ctx context.Context, cfg TargetConfig, dryRun bool, log zerolog.Logger) ([]string, error) {
 	pool, err := newPool(cfg.DatabaseURL, cfg.Schema, 1)
 	if err != nil {
 		return nil, err
 	}
 	defer pool.Close()
-	return Migrate(ctx, pool, cfg.Schema, log)
+	if dryRun {
+		return Plan(ctx, pool, cfg)
+	}
+	return Migrate(ctx, pool, cfg, log)
 }

@@ -73,7 +73,7 @@ func NewTarget(cfg TargetConfig, buf *Buffer, log zerolog.Logger, reg prometheus
 		warn:  log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Second}),
 		m:     newTargetMetrics(reg, cfg.Name),
 		pool:  pool,
-		w:     newWriter(pool, cfg.Schema),
+		w:     newWriter(pool, cfg.Schema, cfg.Storage),
 		state: StateStarting,
 	}, nil
 }
@@ -152,7 +152,7 @@ func (t *Target) migrate(ctx context.Context) error {
 		return nil
 	}
 	return t.retry(ctx, "migrate", func() error {
-		_, err := Migrate(ctx, t.pool, t.cfg.Schema, t.log)
+		_, err := Migrate(ctx, t.pool, t.cfg, t.log)
 		return err
 	})
 }

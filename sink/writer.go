@@ -20,20 +20,31 @@ type row struct {
 
 type seriesKey struct{ tenant, device, metric string }
 
+// seriesRef is what the writer knows of a series: its id and the index of its class.
+type seriesRef struct {
+	id    int64
+	class int
+}
+
 // stageTable is the per-connection temporary table batches are copied into before the merge.
 const stageTable = "sluice_stage"
 
 // maxCachedSeries bounds the series id cache; past it the cache starts afresh.
 const maxCachedSeries = 1 << 20
 
-// writer writes batches of rows to one PostgreSQL database. It is safe for concurrent use.
+// writer writes batches of rows to one PostgreSQL database in the series model: each row's
+// series is resolved (in bulk, then cached) to an id and a class, the rows are copied into a
+// staging table and merged into their class's table, and the latest table is moved forward in
+// the same transaction. It is safe for concurrent use.
 type writer struct {
-	pool *pgxpool.Pool
+	pool    *pgxpool.Pool
+	classes *classifier
 	// Qualified table names: writes never depend on the search path.
-	seriesTable, measurements string
+	seriesTable, latest string
+	tables              []string // measurements table by class index
 
 	mu     sync.Mutex
-	series map[seriesKey]int64
+	series map[seriesKey]seriesRef
 }
 
 // newPool builds (without connecting) a pool whose connections use schema and own a staging
@@ -49,63 +60,94 @@ func newPool(url, schema string, maxConns int32) (*pgxpool.Pool, error) {
 	pc.ConnConfig.RuntimeParams["application_name"] = "sluice"
 	pc.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
 		_, err := c.Exec(ctx, "CREATE TEMP TABLE IF NOT EXISTS "+stageTable+
-			" (time timestamptz, series_id bigint, value double precision) ON COMMIT DELETE ROWS")
+			" (time timestamptz, series_id bigint, value double precision, class smallint) ON COMMIT DELETE ROWS")
 		return err
 	}
 	return pgxpool.NewWithConfig(context.Background(), pc)
 }
 
-func newWriter(pool *pgxpool.Pool, schema string) *writer {
-	return &writer{
-		pool:         pool,
-		seriesTable:  pgx.Identifier{schema, "series"}.Sanitize(),
-		measurements: pgx.Identifier{schema, "measurements_standard"}.Sanitize(),
-		series:       map[seriesKey]int64{},
+// newWriter builds the writer of schema; storage must be valid.
+func newWriter(pool *pgxpool.Pool, schema string, storage StorageConfig) *writer {
+	w := &writer{
+		pool:        pool,
+		classes:     newClassifier(storage),
+		seriesTable: pgx.Identifier{schema, "series"}.Sanitize(),
+		latest:      pgx.Identifier{schema, "latest"}.Sanitize(),
+		series:      map[seriesKey]seriesRef{},
 	}
+	for _, name := range w.classes.names {
+		w.tables = append(w.tables, classNames{schema, name}.qtable())
+	}
+	return w
 }
 
-// write stores rows in one transaction: COPY into the staging table, then merge into the
-// measurements table, skipping rows already there. It returns how many rows were new.
+// write stores rows in one transaction: COPY into the staging table, merge into each class's
+// table skipping rows already there, and move latest forward for every series whose newest row
+// is newer than what latest holds. It returns how many rows were new.
 func (w *writer) write(ctx context.Context, rows []row) (int64, error) {
-	ids, err := w.seriesIDs(ctx, rows)
+	refs, err := w.seriesIDs(ctx, rows)
 	if err != nil {
 		return 0, err
 	}
+	var used []bool = make([]bool, len(w.tables))
+	classes := 0
+	for _, r := range refs {
+		if !used[r.class] {
+			used[r.class] = true
+			classes++
+		}
+	}
 	var inserted int64
 	err = pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{stageTable}, []string{"time", "series_id", "value"},
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{stageTable}, []string{"time", "series_id", "value", "class"},
 			pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
-				return []any{rows[i].time, ids[i], rows[i].value}, nil
+				return []any{rows[i].time, refs[i].id, rows[i].value, int16(refs[i].class)}, nil
 			}))
 		if err != nil {
 			return fmt.Errorf("copy %d rows: %w", len(rows), err)
 		}
-		tag, err := tx.Exec(ctx, "INSERT INTO "+w.measurements+" (time, series_id, value) SELECT time, series_id, value FROM "+
-			stageTable+" ON CONFLICT DO NOTHING")
-		if err != nil {
-			return fmt.Errorf("merge %d rows: %w", len(rows), err)
+		// Rows go in key order so that concurrent writers take row locks in the same order.
+		for c, ok := range used {
+			if !ok {
+				continue
+			}
+			where := ""
+			if classes > 1 {
+				where = fmt.Sprintf(" WHERE class = %d", c)
+			}
+			tag, err := tx.Exec(ctx, "INSERT INTO "+w.tables[c]+" (time, series_id, value) SELECT time, series_id, value FROM "+
+				stageTable+where+" ORDER BY series_id, time ON CONFLICT DO NOTHING")
+			if err != nil {
+				return fmt.Errorf("merge %d rows into %s: %w", len(rows), w.tables[c], err)
+			}
+			inserted += tag.RowsAffected()
 		}
-		inserted = tag.RowsAffected()
+		_, err = tx.Exec(ctx, "INSERT INTO "+w.latest+" AS l (series_id, time, value)"+
+			" SELECT DISTINCT ON (series_id) series_id, time, value FROM "+stageTable+" ORDER BY series_id, time DESC"+
+			" ON CONFLICT (series_id) DO UPDATE SET time = EXCLUDED.time, value = EXCLUDED.value WHERE l.time < EXCLUDED.time")
+		if err != nil {
+			return fmt.Errorf("update latest values: %w", err)
+		}
 		return nil
 	})
 	return inserted, err
 }
 
-// seriesIDs returns the series id of every row, creating missing series in one round trip.
-func (w *writer) seriesIDs(ctx context.Context, rows []row) ([]int64, error) {
-	ids := make([]int64, len(rows))
+// seriesIDs returns the series of every row, resolving the uncached ones in one round trip.
+func (w *writer) seriesIDs(ctx context.Context, rows []row) ([]seriesRef, error) {
+	refs := make([]seriesRef, len(rows))
 	var missing []int
 	w.mu.Lock()
 	for i, r := range rows {
-		if id, ok := w.series[r.key]; ok {
-			ids[i] = id
+		if ref, ok := w.series[r.key]; ok {
+			refs[i] = ref
 		} else {
 			missing = append(missing, i)
 		}
 	}
 	w.mu.Unlock()
 	if len(missing) == 0 {
-		return ids, nil
+		return refs, nil
 	}
 	// Two rounds at most: a series created concurrently by another writer is invisible to the
 	// first round's snapshot and found by the second.
@@ -116,8 +158,8 @@ func (w *writer) seriesIDs(ctx context.Context, rows []row) ([]int64, error) {
 		w.mu.Lock()
 		still := missing[:0]
 		for _, i := range missing {
-			if id, ok := w.series[rows[i].key]; ok {
-				ids[i] = id
+			if ref, ok := w.series[rows[i].key]; ok {
+				refs[i] = ref
 			} else {
 				still = append(still, i)
 			}
@@ -128,17 +170,21 @@ func (w *writer) seriesIDs(ctx context.Context, rows []row) ([]int64, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("resolve series: %d series still missing", len(missing))
 	}
-	return ids, nil
+	return refs, nil
 }
 
+// resolveSeries creates the missing series and returns the id of every input series. A series
+// whose class the configuration changed is moved to the new class: its new rows go to the new
+// class's table, its old rows stay where they are (the views cover every class).
 const resolveSeries = `
 WITH input AS (
-	SELECT DISTINCT ON (tenant, device, metric) tenant, device, metric, unit
-	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(tenant, device, metric, unit)
+	SELECT DISTINCT ON (tenant, device, metric) tenant, device, metric, unit, class
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS t(tenant, device, metric, unit, class)
+	ORDER BY tenant, device, metric
 ), created AS (
-	INSERT INTO %[1]s (tenant, device, metric, unit)
-	SELECT tenant, device, metric, unit FROM input
-	ON CONFLICT (tenant, device, metric) DO NOTHING
+	INSERT INTO %[1]s AS s (tenant, device, metric, unit, class)
+	SELECT tenant, device, metric, unit, class FROM input
+	ON CONFLICT (tenant, device, metric) DO UPDATE SET class = EXCLUDED.class WHERE s.class <> EXCLUDED.class
 	RETURNING id, tenant, device, metric
 )
 SELECT id, tenant, device, metric FROM created
@@ -147,12 +193,14 @@ SELECT s.id, s.tenant, s.device, s.metric FROM %[1]s s JOIN input i USING (tenan
 
 func (w *writer) resolve(ctx context.Context, rows []row, missing []int) error {
 	n := len(missing)
-	tenants, devices, metrics, units := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+	tenants, devices, metrics := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+	units, classes := make([]string, 0, n), make([]string, 0, n)
 	for _, i := range missing {
 		r := rows[i]
-		tenants, devices, metrics, units = append(tenants, r.key.tenant), append(devices, r.key.device), append(metrics, r.key.metric), append(units, r.unit)
+		tenants, devices, metrics = append(tenants, r.key.tenant), append(devices, r.key.device), append(metrics, r.key.metric)
+		units, classes = append(units, r.unit), append(classes, w.classes.names[w.classes.of(r.key.tenant, r.key.device)])
 	}
-	res, err := w.pool.Query(ctx, fmt.Sprintf(resolveSeries, w.seriesTable), tenants, devices, metrics, units)
+	res, err := w.pool.Query(ctx, fmt.Sprintf(resolveSeries, w.seriesTable), tenants, devices, metrics, units, classes)
 	if err != nil {
 		return fmt.Errorf("resolve series: %w", err)
 	}
@@ -168,10 +216,10 @@ func (w *writer) resolve(ctx context.Context, rows []row, missing []int) error {
 	}
 	w.mu.Lock()
 	if len(w.series)+len(found) > maxCachedSeries {
-		w.series = map[seriesKey]int64{}
+		w.series = map[seriesKey]seriesRef{}
 	}
 	for k, id := range found {
-		w.series[k] = id
+		w.series[k] = seriesRef{id, w.classes.of(k.tenant, k.device)}
 	}
 	w.mu.Unlock()
 	return nil

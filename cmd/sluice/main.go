@@ -148,6 +148,7 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sluice migrate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := configFlag(fs)
+	dryRun := fs.Bool("dry-run", false, "print the SQL that would run (as a psql script), change nothing")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -160,7 +161,14 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	failed := false
 	for _, tc := range cfg.Sink.Targets {
-		steps, err := sink.MigrateTarget(ctx, tc, log)
+		steps, err := sink.MigrateTarget(ctx, tc, *dryRun, log)
+		if *dryRun && err == nil {
+			fmt.Fprintf(stdout, "-- target %s, schema %s: the SQL sluice migrate would run now\n", tc.Name, tc.Schema)
+			for _, s := range steps {
+				fmt.Fprintln(stdout, s)
+			}
+			continue
+		}
 		for _, s := range steps {
 			fmt.Fprintf(stdout, "%s: %s\n", tc.Name, s)
 		}

@@ -1,0 +1,129 @@
+package sink
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// A step is one statement of a storage plan. Steps run one at a time outside any transaction
+// block (continuous aggregates cannot be created with data or refreshed inside one); each is
+// idempotent on its own.
+type step struct {
+	sql    string
+	report string // what the step changes, for `sluice migrate` and the log; "" reports nothing
+}
+
+// storagePlan is what a migration does beyond the versioned steps: class tables, TimescaleDB
+// features and the views, plus what it skipped and why.
+type storagePlan struct {
+	steps   []step
+	skipped []string
+	notes   []string // facts worth printing that change nothing (versions, kept classes)
+}
+
+func (p *storagePlan) add(sql, report string) { p.steps = append(p.steps, step{sql, report}) }
+
+// bucket is one continuous-aggregate granularity.
+type bucket struct {
+	suffix   string // table suffix and view name suffix: 1h, 1d
+	width    string // SQL interval
+	unit     string // date_trunc unit for plain PostgreSQL
+	start    Period // refresh policy start_offset (clamped to the class's retention)
+	end      Period // refresh policy end_offset
+	schedule Period // refresh policy schedule_interval
+}
+
+var buckets = []bucket{
+	{"1h", "INTERVAL '1 hour'", "hour", Period(3 * day), Period(time.Hour), Period(30 * time.Minute)},
+	{"1d", "INTERVAL '1 day'", "day", Period(10 * day), Period(time.Hour), Period(time.Hour)},
+}
+
+const day = 24 * time.Hour
+
+// names of one class's objects, schema-qualified and quoted.
+type classNames struct{ schema, class string }
+
+func (n classNames) table() string { return "measurements_" + n.class }
+func (n classNames) qtable() string {
+	return pgx.Identifier{n.schema, n.table()}.Sanitize()
+}
+func (n classNames) cagg(b bucket) string { return n.table() + "_" + b.suffix }
+func (n classNames) qcagg(b bucket) string {
+	return pgx.Identifier{n.schema, n.cagg(b)}.Sanitize()
+}
+
+// createClassTable returns the statements creating a class's narrow table.
+func createClassTable(schema, class string) string {
+	n := classNames{schema, class}
+	return fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %[1]s (
+	time      timestamptz      NOT NULL,
+	series_id bigint           NOT NULL,
+	value     double precision NOT NULL,
+	PRIMARY KEY (series_id, time)
+);
+CREATE INDEX IF NOT EXISTS %[2]s ON %[1]s (time DESC)`, n.qtable(), pgx.Identifier{n.table() + "_time_idx"}.Sanitize())
+}
+
+// registerClass records a class and its settings in sluice_classes, so that the views keep
+// covering its table after it leaves the configuration.
+func registerClass(schema string, c ClassConfig) string {
+	return fmt.Sprintf(`INSERT INTO %s (name, chunk_interval, compress_after, retention)
+VALUES (%s, %s, %s, %s)
+ON CONFLICT (name) DO UPDATE SET chunk_interval = EXCLUDED.chunk_interval, compress_after = EXCLUDED.compress_after,
+	retention = EXCLUDED.retention, updated_at = now()
+WHERE (sluice_classes.chunk_interval, sluice_classes.compress_after, sluice_classes.retention)
+	IS DISTINCT FROM (EXCLUDED.chunk_interval, EXCLUDED.compress_after, EXCLUDED.retention)`,
+		pgx.Identifier{schema, "sluice_classes"}.Sanitize(), quoteLiteral(c.Name),
+		c.ChunkInterval.interval(), c.CompressAfter.interval(), c.Retention.interval())
+}
+
+// unionAll selects cols from one relation per class, glued with UNION ALL.
+func unionAll(classes []string, cols string, rel func(string) string) string {
+	parts := make([]string, len(classes))
+	for i, c := range classes {
+		parts[i] = "SELECT " + cols + " FROM " + rel(c)
+	}
+	return strings.Join(parts, "\n\t\tUNION ALL ")
+}
+
+// readingsViews returns the stable query interface over every class: readings (raw),
+// readings_latest, and readings_1h / readings_1d — over the continuous aggregates when
+// caggs is true, else aggregating raw rows at query time. Column names and types are the
+// same either way, so CREATE OR REPLACE moves a view from one to the other.
+func readingsViews(schema string, classes []string, caggs bool) []step {
+	q := func(name string) string { return pgx.Identifier{schema, name}.Sanitize() }
+	table := func(c string) string { return classNames{schema, c}.qtable() }
+	series := q("series")
+	steps := []step{
+		{sql: fmt.Sprintf(`CREATE OR REPLACE VIEW %s AS
+	SELECT m.time, s.tenant, s.device, s.metric, m.value, s.unit
+	FROM (%s) m
+	JOIN %s s ON s.id = m.series_id`, q("readings"), unionAll(classes, "time, series_id, value", table), series)},
+		{sql: fmt.Sprintf(`CREATE OR REPLACE VIEW %s AS
+	SELECT l.time, s.tenant, s.device, s.metric, l.value, s.unit
+	FROM %s l
+	JOIN %s s ON s.id = l.series_id`, q("readings_latest"), q("latest"), series)},
+	}
+	for _, b := range buckets {
+		var inner string
+		if caggs {
+			inner = unionAll(classes, "series_id, bucket, avg, min, max, count, first, last", func(c string) string {
+				return classNames{schema, c}.qcagg(b)
+			})
+		} else {
+			inner = fmt.Sprintf(`SELECT series_id, date_trunc('%s', time, 'UTC') AS bucket,
+			avg(value) AS avg, min(value) AS min, max(value) AS max, count(*) AS count,
+			(array_agg(value ORDER BY time))[1] AS first, (array_agg(value ORDER BY time DESC))[1] AS last
+		FROM (%s) m
+		GROUP BY 1, 2`, b.unit, unionAll(classes, "time, series_id, value", table))
+		}
+		steps = append(steps, step{sql: fmt.Sprintf(`CREATE OR REPLACE VIEW %s AS
+	SELECT s.tenant, s.device, s.metric, a.bucket, a.avg, a.min, a.max, a.count, a.first, a.last, s.unit
+	FROM (%s) a
+	JOIN %s s ON s.id = a.series_id`, q("readings_"+b.suffix), inner, series)})
+	}
+	return steps
+}
