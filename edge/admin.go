@@ -60,5 +60,6 @@ func (s *Site) adminHandler(gatherer prometheus.Gatherer) http.Handler {
 		json.NewEncoder(w).Encode(ready)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /status", s.serveStatus)
 	return mux
 }

@@ -21,12 +21,12 @@ func (b *batch) reset() {
 	b.msgs, b.ids, b.rows, b.from = b.msgs[:0], b.ids[:0], b.rows[:0], b.from[:0]
 }
 
-// add decodes msg and appends its valid readings. It returns the dead letters of what it
-// could not take: the whole message when it is not a wire uplink, else each invalid reading.
-func (b *batch) add(msg jetstream.Msg, limits RowLimits, now time.Time) []*sluice.DeadLetter {
+// add appends msg and the valid readings of u, its content (err when it could not be read).
+// It returns the dead letters of what it could not take: the whole message when it could not
+// be read, else each invalid reading.
+func (b *batch) add(msg jetstream.Msg, u *sluice.Uplink, err error, limits RowLimits, now time.Time) []*sluice.DeadLetter {
 	i := len(b.msgs)
 	b.msgs = append(b.msgs, msg)
-	u, err := sluice.DecodeUplink(msg.Data())
 	if err != nil {
 		b.ids = append(b.ids, "")
 		return []*sluice.DeadLetter{{Data: msg.Data(), Error: err.Error()}}

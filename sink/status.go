@@ -105,6 +105,19 @@ func (t *Target) lag(ctx context.Context, ts *TargetStatus) error {
 	return nil
 }
 
+// startLossCount sets where counting evictions starts: past the acknowledgement floor of a
+// consumer that existed (what was evicted while Sluice was down counts too), at the stream's
+// first message for a new one (it starts from what is there).
+func (t *Target) startLossCount(ctx context.Context, cons jetstream.Consumer) {
+	ci := cons.CachedInfo()
+	t.lastFirst = ci.AckFloor.Stream + 1
+	if ci.Delivered.Stream == 0 {
+		if s, err := t.buf.JetStream().Stream(ctx, t.buf.Stream()); err == nil {
+			t.lastFirst = max(t.lastFirst, s.CachedInfo().State.FirstSeq)
+		}
+	}
+}
+
 // observe updates the lag gauge and counts the uplinks the buffer evicted before this target
 // committed them (its first sequence moved past the target's acknowledgement floor). It asks
 // the buffer at most every two seconds.
@@ -124,7 +137,7 @@ func (t *Target) observe(ctx context.Context, cons jetstream.Consumer) {
 	}
 	first := s.CachedInfo().State.FirstSeq
 	from := max(ci.AckFloor.Stream+1, t.lastFirst)
-	if first > from && t.lastFirst > 0 {
+	if first > from {
 		n := int64(first - from)
 		t.lost.Add(n)
 		t.m.lost.Add(float64(n))

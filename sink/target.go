@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -127,16 +128,22 @@ func (t *Target) Run(ctx context.Context) error {
 	}
 	defer it.Stop()
 	t.setState(nil)
+	t.startLossCount(ctx, cons)
 	t.log.Info().Str("start", t.cfg.Start).Msg("sink started")
 
 	var b batch
 	for {
 		b.reset()
-		if _, err := t.fill(ctx, it, &b, nil); err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+		if _, err := t.fill(ctx, it, &b, nil, nil); err != nil {
+			switch {
+			case ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed):
 				return nil
+			case errors.Is(err, errIdle):
+				t.observe(ctx, cons)
+				t.buf.reclaim(ctx)
+			default:
+				t.log.Warn().Err(err).Msg("consume")
 			}
-			t.log.Warn().Err(err).Msg("consume")
 			continue
 		}
 		if err := t.flush(ctx, &b); err != nil {
@@ -174,13 +181,28 @@ func (t *Target) ensureConsumer(ctx context.Context, cc jetstream.ConsumerConfig
 	return c, nil
 }
 
-// fill blocks for one message (until ctx is cancelled), then adds messages to b until it holds
-// batch_rows rows or batch_wait has passed. Invalid readings and unreadable messages become
+// errIdle is fill finding no message for idleAfter: time for housekeeping.
+var errIdle = errors.New("no message")
+
+// errSkip is a message that holds nothing for this target.
+var errSkip = errors.New("skip")
+
+const idleAfter = 2 * time.Second
+
+// fill waits for one message (up to idleAfter, then errIdle), then adds messages to b until it
+// holds batch_rows rows or batch_wait has passed. Invalid readings and unreadable messages become
 // dead letters on the way. When accept is set, the first message it rejects ends the batch,
-// is left unacknowledged, and fill reports done.
-func (t *Target) fill(ctx context.Context, it jetstream.MessagesContext, b *batch, accept func(jetstream.Msg) bool) (done bool, err error) {
-	msg, err := it.Next(jetstream.NextContext(ctx))
+// is left unacknowledged, and fill reports done. read turns a message into an uplink (nil:
+// the wire decoding); errSkip from it leaves the message out without a dead letter.
+func (t *Target) fill(ctx context.Context, it jetstream.MessagesContext, b *batch, accept func(jetstream.Msg) bool,
+	read func(jetstream.Msg) (*sluice.Uplink, error)) (done bool, err error) {
+	wctx, cancel := context.WithTimeout(ctx, idleAfter)
+	msg, err := it.Next(jetstream.NextContext(wctx))
+	cancel()
 	if err != nil {
+		if ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) {
+			return false, errIdle
+		}
 		return false, err
 	}
 	now := time.Now()
@@ -189,7 +211,16 @@ func (t *Target) fill(ctx context.Context, it jetstream.MessagesContext, b *batc
 		if accept != nil && !accept(msg) {
 			return true, nil
 		}
-		for _, dl := range b.add(msg, t.cfg.Limits, now) {
+		var u *sluice.Uplink
+		if read == nil {
+			u, err = sluice.DecodeUplink(msg.Data())
+		} else {
+			u, err = read(msg)
+		}
+		if errors.Is(err, errSkip) {
+			u, err = &sluice.Uplink{}, nil // acknowledged with the batch, nothing to write
+		}
+		for _, dl := range b.add(msg, u, err, t.cfg.Limits, now) {
 			reason := "invalid"
 			if dl.Row == nil {
 				reason = "unreadable"
@@ -311,8 +342,8 @@ func (t *Target) retry(ctx context.Context, what string, fn func() error) error 
 		t.m.errors.WithLabelValues("transient").Inc()
 		_, state := classify(err)
 		ev := t.log.Warn()
-		if state == "" || attempt%10 == 0 {
-			ev = t.log.Error() // no SQLSTATE: an unknown failure, never dropped, retried forever
+		if attempt == 1 || attempt%10 == 0 {
+			ev = t.log.Error() // nothing is dropped: say it loudly, then every tenth attempt
 		}
 		ev.Err(err).Str("sqlstate", state).Int("attempt", attempt).Dur("backoff", backoff).Msg(what + " failed; retrying")
 		select {

@@ -33,6 +33,8 @@ const usage = `usage: sluice <command> [flags]
 commands:
   run      start the edge site (broker, buffer, sinks)
   migrate  create or update the database schema
+  replay   re-deliver retained history (or re-decode failures) to one target, resumable
+  status   print buffer usage and per-target lag, rows written and dead letters
   check    load and validate the configuration, print problems
   passwd   print the bcrypt hash of a password read from standard input
   version  print the version
@@ -54,6 +56,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runSite(args[1:], stderr)
 	case "migrate":
 		return runMigrate(args[1:], stdout, stderr)
+	case "replay":
+		return runReplay(args[1:], stdout, stderr)
+	case "status":
+		return runStatus(args[1:], stdout, stderr)
 	case "check":
 		return runCheck(args[1:], stdout, stderr)
 	case "passwd":

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sluice-iot/sluice"
+	"github.com/sluice-iot/sluice/edge"
+)
+
+// runStatus prints the delivery state of a running site, read from its admin listener.
+func runStatus(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("sluice status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := configFlag(fs)
+	addr := fs.String("addr", "", "admin listener `host:port` (default: http.address of the config)")
+	asJSON := fs.Bool("json", false, "print the JSON of /status")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if *addr == "" {
+		cfg, code := loadConfig(*path, stderr)
+		if cfg == nil {
+			return code
+		}
+		if *addr = cfg.HTTP.Address; *addr == "" {
+			fmt.Fprintln(stderr, "sluice status: http.address is empty: the site has no admin listener to ask (or give --addr)")
+			return exitUsage
+		}
+	}
+	c := http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get("http://" + *addr + "/status")
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice status: no site answers at %s: %v\n", *addr, err)
+		return exitFailure
+	}
+	defer resp.Body.Close()
+	var st edge.Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		fmt.Fprintf(stderr, "sluice status: %s/status: %v\n", *addr, err)
+		return exitFailure
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(st)
+		return exitOK
+	}
+	printStatus(stdout, st)
+	return exitOK
+}
+
+func printStatus(w io.Writer, st edge.Status) {
+	b := st.Buffer
+	fmt.Fprintf(w, "site: %s\n", st.Ready)
+	fmt.Fprintf(w, "buffer %s: %s of %s (%.1f%%), %d messages, when full: %s",
+		b.Stream, sluice.ByteSize(b.UsedBytes), sluice.ByteSize(b.MaxBytes), 100*b.UsedRatio, b.Messages, b.WhenFull)
+	if b.Oldest != nil {
+		fmt.Fprintf(w, ", oldest %s ago", time.Since(*b.Oldest).Round(time.Second))
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TARGET\tSTATE\tLAG MSGS\tLAG BYTES\tOLDEST\tROWS WRITTEN\tDEAD LETTERS\tLOST")
+	for _, t := range st.Targets {
+		oldest := "-"
+		if t.Oldest != nil {
+			oldest = time.Duration(t.OldestAgeSeconds * float64(time.Second)).Round(time.Second).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\n", t.Name, t.State, t.LagMessages, sluice.ByteSize(t.LagBytes),
+			oldest, t.RowsWritten, t.DeadLetters, t.Lost)
+	}
+	tw.Flush()
+	for _, t := range st.Targets {
+		if t.Error != "" {
+			fmt.Fprintf(w, "%s: %s\n", t.Name, t.Error)
+		}
+	}
+	for k, v := range st.Errors {
+		fmt.Fprintf(w, "%s: %s\n", k, v)
+	}
+}
