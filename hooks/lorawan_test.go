@@ -2,8 +2,8 @@ package hooks
 
 import (
 	"bytes"
-	"encoding/base64"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"os"
