@@ -51,7 +51,7 @@ func DefaultConfig() Config {
 		Auth:             DefaultAuthConfig(),
 		MaxClients:       10000,
 		MaxPacketSize:    256 << 10,
-		MaxPendingWrites: 1024,
+		MaxPendingWrites: 256,
 		ReadBufferSize:   2048,
 		WriteBufferSize:  2048,
 		ReceiveMaximum:   256,
