@@ -115,9 +115,12 @@ func scriptFailure(err error) (cause error, line, col int) {
 	}
 }
 
-// position is the innermost script frame of a stack.
+// position is the innermost frame of a stack in the user's script (not in the prelude).
 func position(stack []goja.StackFrame) (line, col int) {
 	for i := range stack {
+		if stack[i].SrcName() == preludeFile {
+			continue
+		}
 		if p := stack[i].Position(); p.Line > 0 {
 			return p.Line, p.Column
 		}

@@ -60,7 +60,9 @@ const preludeSource = `(function (max) {
    "Int32Array", "Uint32Array", "Float32Array", "Float64Array"].forEach(guardCtor);
 })`
 
-var prelude = goja.MustCompile("prelude.js", preludeSource, true)
+const preludeFile = "sluice-prelude.js"
+
+var prelude = goja.MustCompile(preludeFile, preludeSource, true)
 
 // harden prepares a fresh runtime: call-stack limit, console, guards on allocating built-ins.
 // goja has no require, filesystem, network or timers; nothing here adds any.
