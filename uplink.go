@@ -38,6 +38,12 @@ type Uplink struct {
 	// here so that backends wanting every value still have them. The database gets Readings only.
 	Suppressed []Reading `json:"suppressed,omitempty"`
 	Warnings   []string  `json:"warnings,omitempty"`
+	// Class is the retention class the device registry names for the device; "" leaves the
+	// choice to the sink's configuration.
+	Class string `json:"class,omitempty"`
+	// Tags are the device's labels: the network server's device tags overlaid with the
+	// registry's.
+	Tags map[string]string `json:"tags,omitempty"`
 }
 
 // Failure is a message Sluice could not turn into readings: the raw payload and the reason,

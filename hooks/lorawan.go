@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/sluice-iot/sluice"
@@ -183,7 +184,15 @@ func (h *Ingest) envelopeUplink(ctx context.Context, msg *Message, m Match, env 
 	}
 	u := &sluice.Uplink{
 		ID: id, Tenant: tenant, Device: device, Topic: msg.Topic, ReceivedAt: recv,
-		FPort: env.FPort, FCnt: env.FCnt,
+		FPort: env.FPort, FCnt: env.FCnt, Tags: env.Tags,
+	}
+	if entry != nil {
+		u.Class = entry.Class
+		if len(entry.Tags) > 0 {
+			u.Tags = make(map[string]string, len(env.Tags)+len(entry.Tags))
+			maps.Copy(u.Tags, env.Tags)
+			maps.Copy(u.Tags, entry.Tags)
+		}
 	}
 	if env.Kind == decoders.KindStatus {
 		u.Decoder = string(rc.Format) + ":status"
