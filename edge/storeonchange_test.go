@@ -139,12 +139,15 @@ func checkStored(t *testing.T, schema string) {
 	}
 }
 
+// gauge returns the sum of the children of counter or gauge name whose labels include label
+// ("name=value"; every child when label is empty).
 func gauge(t *testing.T, reg prometheus.Gatherer, name, label string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
+	sum := 0.0
 	for _, mf := range mfs {
 		if mf.GetName() != name {
 			continue
@@ -154,15 +157,16 @@ func gauge(t *testing.T, reg prometheus.Gatherer, name, label string) float64 {
 			for _, l := range m.GetLabel() {
 				ok = ok || l.GetName()+"="+l.GetValue() == label
 			}
-			if ok && m.GetCounter() != nil {
-				return m.GetCounter().GetValue()
-			}
-			if ok {
-				return m.GetGauge().GetValue()
+			switch {
+			case !ok:
+			case m.GetCounter() != nil:
+				sum += m.GetCounter().GetValue()
+			default:
+				sum += m.GetGauge().GetValue()
 			}
 		}
 	}
-	return 0
+	return sum
 }
 
 // 1,000 readings, 916 inside the deadband: exactly the 84 expected rows reach PostgreSQL
