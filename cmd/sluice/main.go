@@ -37,6 +37,7 @@ commands:
   status   print buffer usage and per-target lag, rows written and dead letters
   check    load and validate the configuration, print problems
   passwd   print the bcrypt hash of a password read from standard input
+  bench    load a Sluice end to end over MQTT and report its performance
   version  print the version
 
 Run 'sluice <command> -h' for the flags of a command.
@@ -56,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runSite(args[1:], stderr)
 	case "migrate":
 		return runMigrate(args[1:], stdout, stderr)
+	case "bench":
+		return runBench(args[1:], stdout, stderr)
 	case "replay":
 		return runReplay(args[1:], stdout, stderr)
 	case "status":

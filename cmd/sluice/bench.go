@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/sluice-iot/sluice/internal/bench"
+)
+
+// runBench is `sluice bench`: an end-to-end load test of a Sluice it starts (or of a running
+// one), printing a table and a final RESULT line.
+func runBench(args []string, stdout, stderr io.Writer) int {
+	cfg := bench.DefaultConfig()
+	fs := flag.NewFlagSet("sluice bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: sluice bench [flags]\n\n"+
+			"Starts Sluice (this binary, `run`) on free ports with a temporary data dir and a fresh database\n"+
+			"schema, loads it over MQTT, and reports throughput, latencies, CPU and memory.\n"+
+			"Ends with a line: RESULT uplinks_per_s=… readings_per_s=… puback_p50_ms=… puback_p99_ms=… e2e_p99_ms=… rss_mb=…\n\n")
+		fs.PrintDefaults()
+	}
+	fs.IntVar(&cfg.Connections, "connections", cfg.Connections, "MQTT connections publishing at once (one device each)")
+	fs.IntVar(&cfg.QoS, "qos", cfg.QoS, "QoS of the publishes: 0 or 1")
+	fs.StringVar(&cfg.Payload, "payload", cfg.Payload, "json (4 numeric fields), chirpstack (ChirpStack v4 up events, Dragino LHT65 frames decoded by its JavaScript template) or lpp (Cayenne LPP)")
+	fs.DurationVar(&cfg.Duration, "duration", 0, "publish for this long (default 20s unless --messages)")
+	fs.IntVar(&cfg.Messages, "messages", 0, "publish this many messages in total")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "messages per second offered in total; 0 publishes as fast as acknowledged")
+	fs.IntVar(&cfg.Inflight, "inflight", cfg.Inflight, "QoS 1 publishes awaiting PUBACK per connection")
+	fs.DurationVar(&cfg.Outage, "outage", 0, "cut Sluice off from the database for this long during the load (e.g. 30s) and measure the drain")
+	fs.StringVar(&cfg.DatabaseURL, "database-url", os.Getenv("SLUICE_DATABASE_URL"), "PostgreSQL `url` (default $SLUICE_DATABASE_URL)")
+	fs.BoolVar(&cfg.Fsync, "fsync", false, "start Sluice with nats.fsync: every acknowledged uplink synced to disk")
+	fs.StringVar(&cfg.Broker, "broker", "", "`host:port` of a running Sluice to load instead of starting one")
+	fs.StringVar(&cfg.Admin, "admin", "", "with --broker: `host:port` of its admin listener (progress from /metrics)")
+	fs.IntVar(&cfg.PID, "pid", 0, "with --broker: its process id, to report its CPU and RSS")
+	fs.StringVar(&cfg.Schema, "schema", cfg.Schema, "with --broker: the schema it writes to")
+	fs.StringVar(&cfg.Sluice, "sluice", "", "the Sluice binary to start (default: this one)")
+	fs.StringVar(&cfg.Templates, "templates", cfg.Templates, "device template directory (for --payload chirpstack)")
+	fs.BoolVar(&cfg.Keep, "keep", false, "keep the database schema of the started Sluice")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "sluice bench: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	if cfg.Duration == 0 && cfg.Messages == 0 {
+		cfg.Duration = bench.DefaultConfig().Duration
+	}
+	if cfg.Sluice == "" && cfg.Broker == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			fmt.Fprintln(stderr, "sluice bench: find this binary (give --sluice):", err)
+			return exitUsage
+		}
+		cfg.Sluice = exe
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintln(stderr, "sluice bench:", err)
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if _, err := bench.Run(ctx, cfg, stdout); err != nil {
+		fmt.Fprintln(stderr, "sluice bench:", err)
+		return exitFailure
+	}
+	return exitOK
+}

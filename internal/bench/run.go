@@ -1,0 +1,386 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sluice-iot/sluice/internal/tcpproxy"
+)
+
+// settleTimeout is how long Run waits, once publishing has ended, for rows to stop arriving.
+const settleTimeout = 60 * time.Second
+
+// Run executes one benchmark, prints the table to out and returns the result.
+func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	kind, _ := kindOf(cfg.Payload)
+	res := &Result{Config: cfg}
+
+	brokerAddr, adminAddr, schema, pid := cfg.Broker, cfg.Admin, cfg.Schema, cfg.PID
+	var proxy *tcpproxy.Proxy
+	if cfg.Broker == "" {
+		schema = fmt.Sprintf("bench_%d_%d", os.Getpid(), time.Now().Unix())
+		sinkURL := cfg.DatabaseURL
+		if cfg.Outage > 0 {
+			u, _ := url.Parse(cfg.DatabaseURL)
+			var err error
+			if proxy, err = tcpproxy.New(u.Host); err != nil {
+				return nil, fmt.Errorf("database proxy: %w", err)
+			}
+			defer proxy.Close()
+			u.Host = proxy.Addr
+			sinkURL = u.String()
+		}
+		templates := ""
+		if cfg.Payload == PayloadChirpStack {
+			templates = cfg.Templates
+		}
+		c, err := startChild(ctx, cfg.Sluice, sinkURL, schema, cfg.Fsync, templates)
+		if err != nil {
+			dropSchema(cfg.DatabaseURL, schema)
+			return nil, err
+		}
+		defer func() {
+			if err := c.stop(); err != nil {
+				fmt.Fprintf(out, "sluice exited with %v\n", err)
+			}
+			if !cfg.Keep {
+				dropSchema(cfg.DatabaseURL, schema)
+			}
+		}()
+		brokerAddr, adminAddr, pid = c.mqttAddr, c.httpAddr, c.pid()
+		res.Child = true
+	}
+
+	// Connect every publisher before the clock starts.
+	pubs := make([]*publisher, cfg.Connections)
+	for i := range pubs {
+		p, err := dialPublisher(brokerAddr, fmt.Sprintf("sluice-bench-%d-%d", os.Getpid(), i), byte(cfg.QoS), cfg.Inflight)
+		if err != nil {
+			for _, p := range pubs[:i] {
+				p.close()
+			}
+			return nil, err
+		}
+		pubs[i] = p
+	}
+	defer func() {
+		for _, p := range pubs {
+			p.close()
+		}
+	}()
+
+	probes := make([]string, min(cfg.Connections, 4))
+	for i := range probes {
+		probes[i] = kind.device(i)
+	}
+	w, err := newWatcher(ctx, cfg.DatabaseURL, schema, adminAddr, probes, kind.probeMetric)
+	if err != nil {
+		return nil, err
+	}
+	defer w.close()
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	var watching sync.WaitGroup
+	watching.Add(2)
+	go func() { defer watching.Done(); w.runProbes(watchCtx) }()
+	interval := 50 * time.Millisecond
+	if adminAddr == "" {
+		interval = 500 * time.Millisecond
+	}
+	go func() { defer watching.Done(); w.runCommitted(watchCtx, interval) }()
+
+	var startRows int64
+	if s, ok := waitSample(ctx, w); ok {
+		startRows = s.rows
+	}
+	var sluice0 procStats
+	if pid > 0 {
+		sluice0, _ = readProc(pid)
+	}
+	gen0 := selfCPU()
+	start := time.Now()
+
+	// Publish.
+	var written atomic.Int64
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	deadline := time.Time{}
+	if cfg.Duration > 0 {
+		deadline = start.Add(cfg.Duration)
+	}
+	errs := make(chan error, len(pubs))
+	var wg sync.WaitGroup
+	for i, p := range pubs {
+		n := 0
+		if cfg.Messages > 0 {
+			n = cfg.Messages / len(pubs)
+			if i < cfg.Messages%len(pubs) {
+				n++
+			}
+		}
+		var every time.Duration
+		if cfg.Rate > 0 {
+			every = time.Duration(float64(time.Second) * float64(len(pubs)) / cfg.Rate)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- load(loadCtx, p, kind, i, n, deadline, every, start, &written)
+		}()
+	}
+
+	// The outage: cut the database off for cfg.Outage, a while after the load started.
+	outage := make(chan outageMarks, 1)
+	if proxy != nil {
+		go func() {
+			warm := min(3*time.Second, cfg.Duration/5)
+			select {
+			case <-time.After(warm):
+			case <-loadCtx.Done():
+				return
+			}
+			var m outageMarks
+			m.cut = time.Now()
+			proxy.Cut()
+			select {
+			case <-time.After(cfg.Outage):
+			case <-loadCtx.Done():
+			}
+			proxy.Restore()
+			m.restored = time.Now()
+			m.sentAtRestore = written.Load()
+			m.ackedAtRestore = ackedTotal(pubs)
+			outage <- m
+		}()
+	}
+
+	wg.Wait()
+	close(errs)
+	var loadErr error
+	for err := range errs {
+		loadErr = errors.Join(loadErr, err)
+	}
+	for _, p := range pubs {
+		if err := p.drain(30 * time.Second); err != nil {
+			loadErr = errors.Join(loadErr, err)
+		}
+	}
+	pubEnd := time.Now()
+	if loadErr != nil {
+		return nil, fmt.Errorf("load: %w", loadErr)
+	}
+	res.Written = written.Load()
+	res.Acked = ackedTotal(pubs)
+	res.Sent = res.Written
+	if cfg.QoS > 0 {
+		res.Sent = res.Acked
+	}
+	res.PublishSeconds = pubEnd.Sub(start).Seconds()
+	res.ExpectedRows = res.Sent * int64(kind.readings)
+
+	// Wait until every row is committed (or nothing more arrives).
+	doneAt, rows := waitRows(ctx, w, startRows+res.ExpectedRows)
+	res.CommittedRows = rows - startRows
+	res.Seconds = doneAt.Sub(start).Seconds()
+	stopWatch()
+	watching.Wait()
+
+	if pid > 0 {
+		if s, err := readProc(pid); err == nil {
+			res.SluiceCPU = (s.cpu - sluice0.cpu).Seconds()
+			res.SluiceRSS = s.hwmRSS
+			res.ProcStats = true
+		}
+	}
+	res.GeneratorCPU = (selfCPU() - gen0).Seconds()
+	if n, err := w.count(ctx); err == nil {
+		res.TableRows = n
+	} else {
+		res.TableRows = -1
+	}
+	for _, p := range pubs {
+		p.mu.Lock()
+		res.puback = append(res.puback, p.latency...)
+		p.mu.Unlock()
+	}
+	w.mu.Lock()
+	res.e2e = w.e2e
+	samples := w.samples
+	w.mu.Unlock()
+	res.PeakRowsPerSecond = peakRate(samples, time.Second)
+	if proxy != nil {
+		select {
+		case m := <-outage:
+			res.Drain = drainOf(m, samples, startRows, int64(kind.readings), cfg.QoS)
+		default:
+		}
+	}
+	res.finish()
+	res.print(out)
+	return res, nil
+}
+
+// load publishes from one connection until n messages (n > 0) or the deadline, at one
+// message per every (0: as fast as the window allows).
+func load(ctx context.Context, p *publisher, kind payloadKind, dev, n int, deadline time.Time, every time.Duration,
+	start time.Time, written *atomic.Int64) error {
+	topic := kind.topic(dev)
+	payload := make([]byte, 0, 1024)
+	scratch := make([]byte, 0, 1100)
+	next := start
+	var last time.Time
+	for seq := uint64(0); n <= 0 || seq < uint64(n); seq++ {
+		if ctx.Err() != nil {
+			return nil
+		}
+		now := time.Now()
+		if !deadline.IsZero() && !now.Before(deadline) {
+			break
+		}
+		if every > 0 {
+			if wait := next.Sub(now); wait > 0 {
+				if err := p.flush(); err != nil {
+					return err
+				}
+				time.Sleep(wait)
+				now = time.Now()
+			}
+			next = next.Add(every)
+		}
+		// Reading times are unique per device, in microseconds as PostgreSQL stores them.
+		now = now.Truncate(time.Microsecond)
+		if !now.After(last) {
+			now = last.Add(time.Microsecond)
+		}
+		last = now
+		payload = kind.appendPayload(payload[:0], dev, seq, now)
+		var err error
+		if scratch, err = p.publish(topic, payload, scratch); err != nil {
+			return err
+		}
+		written.Add(1)
+	}
+	return p.flush()
+}
+
+func ackedTotal(pubs []*publisher) int64 {
+	var n int64
+	for _, p := range pubs {
+		n += p.acked.Load()
+	}
+	return n
+}
+
+func waitSample(ctx context.Context, w *watcher) (sample, bool) {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		if s, ok := w.lastSample(); ok {
+			return s, true
+		}
+		select {
+		case <-ctx.Done():
+			return sample{}, false
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return sample{}, false
+}
+
+// waitRows waits until the committed rows reach want, or stop growing for a while, and
+// returns when the last of them was first seen and how many there were.
+func waitRows(ctx context.Context, w *watcher, want int64) (time.Time, int64) {
+	last, _ := w.lastSample()
+	lastChange := time.Now()
+	for deadline := time.Now().Add(settleTimeout); time.Now().Before(deadline); {
+		s, ok := w.lastSample()
+		if ok && s.rows >= want {
+			return s.at, s.rows
+		}
+		if ok && s.rows != last.rows {
+			last, lastChange = s, time.Now()
+		}
+		if time.Since(lastChange) > 10*time.Second {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return last.at, last.rows
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return last.at, last.rows
+}
+
+// outageMarks are the instants of an outage and the load at its end.
+type outageMarks struct {
+	cut, restored                 time.Time
+	sentAtRestore, ackedAtRestore int64
+}
+
+// drainOf measures the catch-up after the outage from the committed-row samples: from the
+// first commit after the restore until the rows of every message sent before the restore
+// are in.
+func drainOf(m outageMarks, samples []sample, startRows, perMsg int64, qos int) *Drain {
+	d := &Drain{Outage: m.restored.Sub(m.cut)}
+	before := m.sentAtRestore
+	if qos > 0 {
+		before = m.ackedAtRestore
+	}
+	target := startRows + before*perMsg
+	var atRestore sample
+	for _, s := range samples {
+		if !s.at.After(m.restored) {
+			atRestore = s
+			continue
+		}
+		if d.Resumed.IsZero() && s.rows > atRestore.rows {
+			d.Resumed = s.at
+			d.ResumeDelay = s.at.Sub(m.restored)
+		}
+		if s.rows >= target {
+			d.Backlog = target - atRestore.rows
+			d.Done = s.at
+			if span := s.at.Sub(m.restored) - d.ResumeDelay; span > 0 {
+				d.RowsPerSecond = float64(s.rows-atRestore.rows) / span.Seconds()
+			}
+			return d
+		}
+	}
+	return d
+}
+
+func peakRate(samples []sample, window time.Duration) float64 {
+	peak := 0.0
+	j := 0
+	for i := range samples {
+		for j < i && samples[i].at.Sub(samples[j].at) > window {
+			j++
+		}
+		if span := samples[i].at.Sub(samples[j].at); span >= window/2 {
+			peak = max(peak, float64(samples[i].rows-samples[j].rows)/span.Seconds())
+		}
+	}
+	return peak
+}
+
+func dropSchema(dbURL, schema string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return
+	}
+	defer conn.Close(ctx)
+	conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+}
