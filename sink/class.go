@@ -216,11 +216,16 @@ func (p *Period) UnmarshalText(text []byte) error {
 	return nil
 }
 
-// String formats p in whole days when it is a multiple of a day, else as a Go duration.
+// String formats p in its largest whole unit ("30d", "12h", "90m"), else as a Go duration.
 func (p Period) String() string {
 	d := time.Duration(p)
-	if d != 0 && d%(24*time.Hour) == 0 {
-		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	for _, u := range []struct {
+		suffix string
+		unit   time.Duration
+	}{{"d", 24 * time.Hour}, {"h", time.Hour}, {"m", time.Minute}} {
+		if d != 0 && d%u.unit == 0 {
+			return strconv.FormatInt(int64(d/u.unit), 10) + u.suffix
+		}
 	}
 	return d.String()
 }

@@ -30,7 +30,9 @@ func planStorage(ctx context.Context, conn querier, cfg TargetConfig) (*storageP
 		if !tables[n.table()] {
 			p.add(createClassTable(schema, c.Name), fmt.Sprintf("created table %s for class %s", n.table(), c.Name))
 		}
-		p.add(registerClass(schema, c), "")
+		if !slices.Contains(registered, c) {
+			p.add(registerClass(schema, c), "")
+		}
 	}
 	for _, r := range registered {
 		if _, ok := cfg.Storage.class(r.Name); !ok && tables["measurements_"+r.Name] {

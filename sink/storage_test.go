@@ -319,3 +319,44 @@ func TestStorageRemovedClassStaysInViews(t *testing.T) {
 		t.Errorf("readings of the removed class: %d, want 1", got)
 	}
 }
+
+// Plan (sluice migrate --dry-run) prints the SQL a migration would run and changes nothing;
+// after the migration only the skip comments remain.
+func TestStorageDryRun(t *testing.T) {
+	if hasTimescale(t) {
+		t.Skip("the test database has timescaledb: the plan differs (TestTimescaleGolden covers it)")
+	}
+	cfg := storageTarget(t)
+	ctx := context.Background()
+	plan, err := MigrateTarget(ctx, cfg, true, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(plan, "\n")
+	for _, want := range []string{
+		"-- migration 1: series, measurements, readings view (in one transaction, search_path " + cfg.Schema + ")\n",
+		"-- migration 2: class registry, latest values",
+		"-- created table measurements_free for class free\nCREATE TABLE IF NOT EXISTS \"" + cfg.Schema + "\".\"measurements_free\" (",
+		"CREATE OR REPLACE VIEW \"" + cfg.Schema + "\".\"readings_1d\" AS",
+		"-- skipped class free: measurements_free is a plain table; not applied: chunk_interval 1d (not partitioned), compress_after 2d (not compressed), retention 30d (readings are kept until deleted)",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("dry run lacks %q; got:\n%s", want, text)
+		}
+	}
+	if n := pgtest.Count(t, cfg.Schema, "SELECT count(*) FROM pg_tables WHERE schemaname = $1", cfg.Schema); n != 0 {
+		t.Errorf("the dry run created %d tables", n)
+	}
+	if _, err := MigrateTarget(ctx, cfg, false, quietLog()); err != nil {
+		t.Fatal(err)
+	}
+	plan, err = MigrateTarget(ctx, cfg, true, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range plan {
+		if !strings.HasPrefix(l, "-- skipped ") {
+			t.Errorf("dry run after the migration plans %q", l)
+		}
+	}
+}
