@@ -123,12 +123,12 @@ func TestDiskBudgetRefusesThenRecovers(t *testing.T) {
 		st.Targets[0].State != "degraded" || st.Targets[0].LagMessages != uint64(acked) || st.Targets[0].OldestAgeSeconds <= 0 {
 		t.Fatalf("status while full: got %+v, want used ≥ 90%% of 1 MiB, target degraded with lag %d", st, acked)
 	}
-	if got := site.WaitRows(t, "SELECT count(*) FROM readings", 0, 0); got != 0 {
+	if got := pgtest.Count(t, site.Schema, "SELECT count(*) FROM readings"); got != 0 {
 		t.Fatalf("%d readings stored while the database was cut", got)
 	}
 
 	proxy.Restore()
-	if n := site.WaitRows(t, "SELECT count(*) FROM readings", int64(acked), 60*time.Second); n != int64(acked) {
+	if n := waitCountIn(t, site.Schema, int64(acked)); n != int64(acked) {
 		t.Fatalf("after recovery: got %d readings, want %d", n, acked)
 	}
 	var code byte
@@ -150,7 +150,7 @@ func TestDiskBudgetRefusesThenRecovers(t *testing.T) {
 		t.Fatalf("MQTT 3.1.1 publish after recovery not acknowledged: %v", tok.Error())
 	}
 	acked++
-	if n := site.WaitRows(t, "SELECT count(*) FROM readings", int64(acked), 30*time.Second); n != int64(acked) {
+	if n := waitCountIn(t, site.Schema, int64(acked)); n != int64(acked) {
 		t.Fatalf("readings: got %d, want %d (every acknowledged publish)", n, acked)
 	}
 	if n := pgtest.Count(t, site.Schema, "SELECT count(DISTINCT value) FROM readings WHERE metric = 'seq'"); n != int64(acked) {
