@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -375,4 +376,40 @@ func counterValue(t *testing.T, c prometheus.Metric) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// BenchmarkHandleChirpStack is the inline cost of one ChirpStack uplink: unwrap, identify,
+// de-duplicate, flatten the object and the radio readings, encode (the publish is a capture).
+func BenchmarkHandleChirpStack(b *testing.B) {
+	router, _ := NewRouter(lorawanRoutes)
+	pub := &capture{}
+	h, err := NewIngest(router, decoders.NewSet(), pub, zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	dedup, _ := NewDedup(DefaultDedupConfig(), prometheus.NewRegistry())
+	h.UseLoRaWAN(nil, dedup)
+	raw, _ := os.ReadFile("testdata/lorawan/chirpstack_up_object.json")
+	var ev map[string]any
+	json.Unmarshal(raw, &ev)
+	events := make([][]byte, 1024)
+	for i := range events {
+		ev["fCnt"] = i
+		ev["deduplicationId"] = fmt.Sprint(i)
+		events[i], _ = json.Marshal(ev)
+	}
+	msg := &Message{Topic: "application/a/device/a840414bf185f3b2/event/up", QoS: 1}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		msg.Payload = events[i%len(events)]
+		i++
+		if i%len(events) == 0 {
+			dedup.Reset("a840414bf185f3b2")
+			pub.take()
+		}
+		if err := h.Handle(context.Background(), msg); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
