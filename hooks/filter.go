@@ -27,6 +27,7 @@ type Filter struct {
 	commits      atomic.Uint64 // uplinks committed, to skip snapshots of an unchanged state
 	savedCommits atomic.Uint64
 	savedOnce    atomic.Bool
+	block        []byte // SaveState's encoding buffer, reused
 }
 
 // NewFilter builds store-on-change from a validated configuration.

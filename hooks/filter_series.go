@@ -6,8 +6,13 @@ import (
 )
 
 // filterShards spreads the series over independently locked shards so that publishers on
-// different connections rarely wait for each other.
-const filterShards = 16
+// different connections rarely wait for each other. Each shard holds an equal part of
+// max_series, so eviction may start slightly before the total reaches it (by about 0.3 % at
+// 100,000); below minShardedSeries a single shard holds them all.
+const (
+	filterShards     = 16
+	minShardedSeries = 16 * 1024
+)
 
 // series is the remembered state of one (tenant, device, metric): its last kept value. The
 // struct is kept small (56 bytes plus the key) because there can be max_series of them.
@@ -31,14 +36,18 @@ type shard struct {
 
 type seriesSet struct {
 	seed   maphash.Seed
-	shards [filterShards]shard
+	shards []shard
 }
 
 func newSeriesSet(max int) *seriesSet {
-	ss := &seriesSet{seed: maphash.MakeSeed()}
+	count := filterShards
+	if max < minShardedSeries {
+		count = 1
+	}
+	ss := &seriesSet{seed: maphash.MakeSeed(), shards: make([]shard, count)}
 	for i := range ss.shards {
-		n := max / filterShards
-		if i < max%filterShards {
+		n := max / count
+		if i < max%count {
 			n++
 		}
 		ss.shards[i] = shard{index: map[string]int32{}, head: -1, tail: -1, max: n}
@@ -58,7 +67,10 @@ func seriesKey(buf []byte, tenant, device, metric string) []byte {
 }
 
 func (ss *seriesSet) shard(key []byte) *shard {
-	return &ss.shards[maphash.Bytes(ss.seed, key)%filterShards]
+	if len(ss.shards) == 1 {
+		return &ss.shards[0]
+	}
+	return &ss.shards[maphash.Bytes(ss.seed, key)%uint64(len(ss.shards))]
 }
 
 // get returns the series of key, most recently used now, or nil. The caller holds sh.mu; the

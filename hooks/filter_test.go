@@ -269,9 +269,9 @@ func TestFilterHeartbeatSurvivesClockJumps(t *testing.T) {
 func TestFilterEvictsLeastRecentlyUsed(t *testing.T) {
 	cfg := scriptedConfig()
 	cfg.Metrics = map[string]Deadband{"*": {Absolute: 1, Heartbeat: time.Hour}}
-	cfg.MaxSeries = filterShards * 4
+	cfg.MaxSeries = 64
 	f, reg := newTestFilter(t, cfg)
-	const devices = filterShards * 40
+	const devices = 640
 	for round := range 2 {
 		for d := range devices {
 			feed(f, uplink(fmt.Sprint("d", d), t0.Add(time.Duration(round)*time.Second), sluice.Reading{Metric: "m", Value: 1}))

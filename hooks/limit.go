@@ -50,20 +50,29 @@ func NewLimiter(cfg LimitConfig, now func() time.Time, log zerolog.Logger, reg p
 // LimitDevice.
 func (l *Limiter) Allow(client, tenant, device string) string {
 	now := l.now().UnixNano()
+	var buf [128]byte
 	if l.cfg.Connection.Rate > 0 {
-		rate := newBucketRate(l.cfg.Connection.Rate, l.cfg.Connection.Burst)
-		if !l.conns.take(client, now, func() bucketRate { return rate }, l.m.evictions[0]) {
+		key := append(buf[:0], client...)
+		if !l.conns.take(key, now, l.connRate, l.m.evictions[0]) {
 			return LimitConnection
 		}
 	}
-	key := tenant + "\x00" + device
-	if !l.devices.take(key, now, func() bucketRate { return l.cfg.deviceRate(tenant, device) }, l.m.evictions[1]) {
+	if device == "" {
+		return "" // the route does not name the device: its connection bucket bounds it
+	}
+	key := append(append(append(buf[:0], tenant...), 0), device...)
+	rate := func() bucketRate { return l.cfg.deviceRate(tenant, device) }
+	if !l.devices.take(key, now, rate, l.m.evictions[1]) {
 		if l.cfg.Connection.Rate > 0 {
-			l.conns.refund(client)
+			l.conns.refund(append(buf[:0], client...))
 		}
 		return LimitDevice
 	}
 	return ""
+}
+
+func (l *Limiter) connRate() bucketRate {
+	return newBucketRate(l.cfg.Connection.Rate, l.cfg.Connection.Burst)
 }
 
 // Refuse counts a limited publish and returns the answer for the broker. QoS 0 publishes are
@@ -103,11 +112,11 @@ func newBuckets(max int) *buckets {
 
 // take refills key's bucket up to now and takes a token; rate is called when the bucket is
 // new. It reports false, taking nothing, when the bucket is empty.
-func (bs *buckets) take(key string, now int64, rate func() bucketRate, evictions prometheus.Counter) bool {
+func (bs *buckets) take(key []byte, now int64, rate func() bucketRate, evictions prometheus.Counter) bool {
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
 	var b *bucket
-	if el, ok := bs.index[key]; ok {
+	if el, ok := bs.index[string(key)]; ok {
 		bs.lru.MoveToFront(el)
 		b = el.Value.(*bucket)
 	} else {
@@ -120,8 +129,8 @@ func (bs *buckets) take(key string, now int64, rate func() bucketRate, evictions
 			delete(bs.index, old.key)
 			evictions.Inc()
 		}
-		b = &bucket{key: key, rate: r, tokens: r.burst, at: now}
-		bs.index[key] = bs.lru.PushFront(b)
+		b = &bucket{key: string(key), rate: r, tokens: r.burst, at: now}
+		bs.index[b.key] = bs.lru.PushFront(b)
 	}
 	if now > b.at {
 		b.tokens = min(b.burst(), b.tokens+float64(now-b.at)*b.rate.rate)
@@ -137,10 +146,10 @@ func (bs *buckets) take(key string, now int64, rate func() bucketRate, evictions
 func (b *bucket) burst() float64 { return b.rate.burst }
 
 // refund gives back the token take just took from key.
-func (bs *buckets) refund(key string) {
+func (bs *buckets) refund(key []byte) {
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
-	if el, ok := bs.index[key]; ok {
+	if el, ok := bs.index[string(key)]; ok {
 		b := el.Value.(*bucket)
 		b.tokens = min(b.burst(), b.tokens+1)
 	}

@@ -20,13 +20,14 @@ const StateFile = "store-on-change.state"
 
 // The snapshot format, version 1, all integers big-endian or varint:
 //
-//	magic "SLSOC\x00\x00\x01" | saved-at unix ns (8) | uvarint n |
-//	n × (uvarint key length | key | value float64 bits (8) | varint reading-time unix ns) |
+//	magic "SLSOC\x00\x00\x01" | saved-at unix ns (8) | uvarint blocks |
+//	blocks × (uvarint n | n × (uvarint key length | key | value float64 bits (8) |
+//	          varint reading-time unix ns)) |
 //	CRC-32 (IEEE) of everything before (4)
 //
-// Series are written least recently used first, so loading them in order restores the LRU
-// order. Only series with a kept value are written; their rules come from the configuration
-// of the process that loads them.
+// A block is one shard's series, least recently used first, so loading them in order restores
+// the LRU order. Only series with a kept value are written; their rules come from the
+// configuration of the process that loads them. A series takes its key plus about 12 bytes.
 var stateMagic = []byte("SLSOC\x00\x00\x01")
 
 // ErrStateCorrupt is returned by LoadState for a snapshot that is truncated or damaged.
@@ -34,41 +35,33 @@ var ErrStateCorrupt = errors.New("store-on-change state is corrupt")
 
 // SaveState writes the state to path atomically (a temporary file, fsync, rename), unless no
 // value was kept since the last save. It is safe to call while the filter is in use: each
-// shard is copied under its lock, and the uplinks stored meanwhile are after saved-at, which
-// is taken before the copy, so a replay from saved-at covers them.
+// shard is encoded under its lock (ingest on that shard waits that long, about 1/16 of the
+// whole), and the uplinks stored meanwhile are after saved-at, which is taken before the
+// first shard, so a replay from saved-at covers them. Not safe for concurrent SaveState calls.
 func (f *Filter) SaveState(path string) error {
 	commits := f.commits.Load()
 	if commits == f.savedCommits.Load() && f.savedOnce.Load() {
 		return nil
 	}
-	savedAt := time.Now()
-	var buf bytes.Buffer
-	buf.Write(stateMagic)
-	buf.Write(binary.BigEndian.AppendUint64(nil, uint64(savedAt.UnixNano())))
-	var body bytes.Buffer
-	n := 0
-	var tmp []byte
-	for i := range f.series.shards {
-		sh := &f.series.shards[i]
-		sh.mu.Lock()
-		for j := sh.tail; j >= 0; j = sh.s[j].prev {
-			e := &sh.s[j]
-			if !e.kept || e.rule == offRule {
-				continue
+	err := writeFileAtomic(path, func(w io.Writer) error {
+		crc := crc32.NewIEEE()
+		bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 64<<10)
+		bw.Write(stateMagic)
+		bw.Write(binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixNano())))
+		bw.Write(binary.AppendUvarint(nil, uint64(len(f.series.shards))))
+		for i := range f.series.shards {
+			f.block = f.series.shards[i].encode(f.block[:0])
+			if _, err := bw.Write(f.block); err != nil {
+				return err
 			}
-			tmp = binary.AppendUvarint(tmp[:0], uint64(len(e.key)))
-			tmp = append(tmp, e.key...)
-			tmp = binary.BigEndian.AppendUint64(tmp, math.Float64bits(e.last))
-			tmp = binary.AppendVarint(tmp, e.at)
-			body.Write(tmp)
-			n++
 		}
-		sh.mu.Unlock()
-	}
-	buf.Write(binary.AppendUvarint(nil, uint64(n)))
-	buf.Write(body.Bytes())
-	buf.Write(binary.BigEndian.AppendUint32(nil, crc32.ChecksumIEEE(buf.Bytes())))
-	if err := writeFileAtomic(path, buf.Bytes()); err != nil {
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		_, err := w.Write(crc.Sum(nil))
+		return err
+	})
+	if err != nil {
 		f.m.snapshots.WithLabelValues("error").Inc()
 		return fmt.Errorf("save store-on-change state: %w", err)
 	}
@@ -78,13 +71,37 @@ func (f *Filter) SaveState(path string) error {
 	return nil
 }
 
-func writeFileAtomic(path string, data []byte) error {
+// encode appends the shard's block to buf.
+func (sh *shard) encode(buf []byte) []byte {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	n := 0
+	for j := sh.tail; j >= 0; j = sh.s[j].prev {
+		if e := &sh.s[j]; e.kept && e.rule != offRule {
+			n++
+		}
+	}
+	buf = binary.AppendUvarint(buf, uint64(n))
+	for j := sh.tail; j >= 0; j = sh.s[j].prev {
+		e := &sh.s[j]
+		if !e.kept || e.rule == offRule {
+			continue
+		}
+		buf = binary.AppendUvarint(buf, uint64(len(e.key)))
+		buf = append(buf, e.key...)
+		buf = binary.BigEndian.AppendUint64(buf, math.Float64bits(e.last))
+		buf = binary.AppendVarint(buf, e.at)
+	}
+	return buf
+}
+
+func writeFileAtomic(path string, write func(io.Writer) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name()) // after a successful rename this fails harmlessly
-	if _, err := tmp.Write(data); err != nil {
+	if err := write(tmp); err != nil {
 		tmp.Close()
 		return err
 	}
@@ -126,36 +143,45 @@ func (f *Filter) LoadState(path string) (savedAt time.Time, n int, err error) {
 	if crc32.ChecksumIEEE(body) != sum {
 		return corrupt("checksum mismatch")
 	}
-	r := bufio.NewReader(bytes.NewReader(body[len(stateMagic)+8:]))
+	r := bytes.NewReader(body[len(stateMagic)+8:])
 	savedAt = time.Unix(0, int64(binary.BigEndian.Uint64(body[len(stateMagic):])))
-	count, err := binary.ReadUvarint(r)
-	if err != nil {
-		return corrupt("no series count")
+	blocks, err := binary.ReadUvarint(r)
+	if err != nil || blocks > 1<<16 {
+		return corrupt("bad block count")
 	}
 	type entry struct {
 		key  []byte
 		last float64
 		at   int64
 	}
-	entries := make([]entry, 0, min(count, uint64(len(body))))
-	for range count {
-		klen, err := binary.ReadUvarint(r)
-		if err != nil || klen > uint64(len(body)) {
-			return corrupt("bad key length")
+	var entries []entry
+	for range blocks {
+		count, err := binary.ReadUvarint(r)
+		if err != nil || count > uint64(len(body)) {
+			return corrupt("bad series count")
 		}
-		e := entry{key: make([]byte, klen)}
-		var bits [8]byte
-		if _, err := io.ReadFull(r, e.key); err != nil {
-			return corrupt("truncated key")
+		for range count {
+			klen, err := binary.ReadUvarint(r)
+			if err != nil || klen > uint64(len(body)) {
+				return corrupt("bad key length")
+			}
+			e := entry{key: make([]byte, klen)}
+			var bits [8]byte
+			if _, err := io.ReadFull(r, e.key); err != nil {
+				return corrupt("truncated key")
+			}
+			if _, err := io.ReadFull(r, bits[:]); err != nil {
+				return corrupt("truncated value")
+			}
+			e.last = math.Float64frombits(binary.BigEndian.Uint64(bits[:]))
+			if e.at, err = binary.ReadVarint(r); err != nil {
+				return corrupt("truncated time")
+			}
+			entries = append(entries, e)
 		}
-		if _, err := io.ReadFull(r, bits[:]); err != nil {
-			return corrupt("truncated value")
-		}
-		e.last = math.Float64frombits(binary.BigEndian.Uint64(bits[:]))
-		if e.at, err = binary.ReadVarint(r); err != nil {
-			return corrupt("truncated time")
-		}
-		entries = append(entries, e)
+	}
+	if r.Len() != 0 {
+		return corrupt("trailing bytes")
 	}
 	for _, e := range entries {
 		sh := f.series.shard(e.key)
