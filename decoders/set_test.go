@@ -247,3 +247,28 @@ func eventually(t *testing.T, ok func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+func TestConfigYAML(t *testing.T) {
+	cfg := DefaultConfig()
+	err := yamlUnmarshal([]byte(`
+scripts_dir: /etc/sluice/decoders
+templates_dir: /etc/sluice/templates
+watch: true
+timeout: 250ms
+max_script_size: 512KiB
+max_output_size: 1MiB
+max_call_stack: 500
+pool_size: 8
+`), &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{ScriptsDir: "/etc/sluice/decoders", TemplatesDir: "/etc/sluice/templates", Watch: true,
+		Timeout: 250 * time.Millisecond, MaxScriptSize: 512 << 10, MaxOutputSize: 1 << 20, MaxCallStack: 500, PoolSize: 8}
+	if cfg != want {
+		t.Errorf("cfg = %+v, want %+v", cfg, want)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("Validate() = %v", err)
+	}
+}
