@@ -272,3 +272,38 @@ pool_size: 8
 		t.Errorf("Validate() = %v", err)
 	}
 }
+
+func TestMetricsTimeouts(t *testing.T) {
+	scripts := t.TempDir()
+	writeFile(t, filepath.Join(scripts, "loop.js"), `function Decoder(bytes) { while (bytes[0] === 1) {} return {ok: true} }`)
+	cfg := DefaultConfig()
+	cfg.ScriptsDir = scripts
+	reg := prometheus.NewRegistry()
+	s, err := Open(cfg, zerolog.Nop(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := s.Lookup("loop")
+	if _, err := d.Decode(context.Background(), testInput(1)); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("err = %v, want ErrTimeout", err)
+	}
+	if _, err := d.Decode(context.Background(), testInput(0)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"sluice_decoder_calls_total", []string{"loop"}, 2},
+		{"sluice_decoder_timeouts_total", []string{"loop"}, 1},
+		{"sluice_decoder_failures_total", []string{"loop", "timeout"}, 1},
+		{"sluice_decoder_runtimes_total", []string{"loop", "discarded"}, 1},
+		{"sluice_decoder_runtimes_total", []string{"loop", "created"}, 2},
+		{"sluice_decoder_reloads_total", []string{"ok"}, 1},
+	} {
+		if got := counterValue(t, reg, c.name, c.labels...); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+}
