@@ -1,5 +1,8 @@
-// Package decoders turns the bytes a device sent into readings: built-in Go decoders and (in
-// time) sandboxed JavaScript decoders. It imports no MQTT, NATS or SQL package.
+// Package decoders turns the bytes a device sent into readings: built-in Go decoders (json,
+// cayenne-lpp, raw), sandboxed JavaScript decoders written for The Things Stack or ChirpStack
+// (run unchanged on a goja runtime pool), the device template library, hot reload, and the
+// LoRaWAN network-server envelopes. It imports no MQTT, NATS or SQL package. docs/decoders.md
+// says what the sandbox guarantees.
 package decoders
 
 import (
