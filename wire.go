@@ -16,7 +16,7 @@ const (
 // EncodeUplink returns the wire form of u (JSON, version WireVersion).
 func EncodeUplink(u *Uplink) ([]byte, error) {
 	u.V = WireVersion
-	b, err := json.Marshal(u)
+	b, err := appendUplink(make([]byte, 0, 1024), u)
 	if err != nil {
 		return nil, fmt.Errorf("encode uplink %q: %w", u.ID, err)
 	}
@@ -26,7 +26,7 @@ func EncodeUplink(u *Uplink) ([]byte, error) {
 // DecodeUplink parses and validates a wire message.
 func DecodeUplink(b []byte) (*Uplink, error) {
 	var u Uplink
-	if err := json.Unmarshal(b, &u); err != nil {
+	if err := decodeUplink(b, &u); err != nil {
 		return nil, fmt.Errorf("decode uplink: %w", err)
 	}
 	if err := u.Validate(); err != nil {
