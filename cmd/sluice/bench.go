@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/sluice-iot/sluice/internal/bench"
@@ -15,6 +16,9 @@ import (
 // runBench is `sluice bench`: an end-to-end load test of a Sluice it starts (or of a running
 // one), printing a table and a final RESULT line.
 func runBench(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "serve" {
+		return runProfiled(args[1:], stderr)
+	}
 	cfg := bench.DefaultConfig()
 	fs := flag.NewFlagSet("sluice bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -42,6 +46,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Sluice, "sluice", "", "the Sluice binary to start (default: this one)")
 	fs.StringVar(&cfg.Templates, "templates", cfg.Templates, "device template directory (for --payload chirpstack)")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the database schema of the started Sluice")
+	fs.StringVar(&cfg.Profile, "profile", "", "write CPU and allocation profiles of the started Sluice into `dir` (cpu.pprof, allocs.pprof)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -71,4 +76,35 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	return exitOK
+}
+
+// runProfiled is `sluice bench serve`: `sluice run` under the CPU profiler, writing the CPU and
+// allocation profiles when it stops. The benchmark starts Sluice this way for --profile.
+func runProfiled(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("sluice bench serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cpu := fs.String("cpuprofile", "", "write a CPU profile to `file`")
+	mem := fs.String("memprofile", "", "write an allocation profile to `file`")
+	fs.Parse(args[:min(len(args), 4)])
+	if *cpu == "" || *mem == "" {
+		fmt.Fprintln(stderr, "sluice bench serve: --cpuprofile and --memprofile come first")
+		return exitUsage
+	}
+	f, err := os.Create(*cpu)
+	if err != nil {
+		fmt.Fprintln(stderr, "sluice bench serve:", err)
+		return exitFailure
+	}
+	defer f.Close()
+	pprof.StartCPUProfile(f)
+	code := runSite(args[4:], stderr)
+	pprof.StopCPUProfile()
+	m, err := os.Create(*mem)
+	if err != nil {
+		fmt.Fprintln(stderr, "sluice bench serve:", err)
+		return exitFailure
+	}
+	defer m.Close()
+	pprof.Lookup("allocs").WriteTo(m, 0)
+	return code
 }

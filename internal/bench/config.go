@@ -47,6 +47,8 @@ type Config struct {
 	Fsync  bool
 	// Keep leaves the started Sluice's schema in place.
 	Keep bool
+	// Profile is a directory where a started Sluice writes cpu.pprof and allocs.pprof.
+	Profile string
 }
 
 // DefaultConfig is 50 connections publishing JSON at QoS 1 as fast as possible for 20 s.
@@ -120,6 +122,9 @@ func (c Config) Validate() error {
 		}
 		if c.Fsync {
 			bad("--fsync: configure fsync on the running Sluice (nats.fsync) instead")
+		}
+		if c.Profile != "" {
+			bad("--profile: profiles only a Sluice started by the benchmark; remove --broker")
 		}
 	} else if c.Sluice == "" {
 		bad("--sluice: the binary to start is unknown")

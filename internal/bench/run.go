@@ -46,7 +46,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 		if cfg.Payload == PayloadChirpStack {
 			templates = cfg.Templates
 		}
-		c, err := startChild(ctx, cfg.Sluice, sinkURL, schema, cfg.Fsync, templates)
+		c, err := startChild(ctx, cfg.Sluice, sinkURL, schema, cfg.Fsync, templates, cfg.Profile)
 		if err != nil {
 			dropSchema(cfg.DatabaseURL, schema)
 			return nil, err

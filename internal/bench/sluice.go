@@ -53,7 +53,7 @@ func childConfig(dir, mqttAddr, httpAddr, dbURL, schema string, fsync bool, temp
 }
 
 // startChild writes the configuration and starts `<bin> run`, returning once /readyz says ready.
-func startChild(ctx context.Context, bin string, dbURL, schema string, fsync bool, templates string) (*child, error) {
+func startChild(ctx context.Context, bin string, dbURL, schema string, fsync bool, templates, profile string) (*child, error) {
 	dir, err := os.MkdirTemp("", "sluice-bench-")
 	if err != nil {
 		return nil, err
@@ -76,6 +76,13 @@ func startChild(ctx context.Context, bin string, dbURL, schema string, fsync boo
 	}
 	defer logf.Close()
 	c.cmd = exec.Command(bin, "run", "--config", cfgPath)
+	if profile != "" {
+		if err := os.MkdirAll(profile, 0o750); err != nil {
+			return nil, err
+		}
+		c.cmd = exec.Command(bin, "bench", "serve", "--cpuprofile", filepath.Join(profile, "cpu.pprof"),
+			"--memprofile", filepath.Join(profile, "allocs.pprof"), "--config", cfgPath)
+	}
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
 	// The configuration file says everything: no SLUICE_* override may change it.
 	for _, kv := range os.Environ() {
