@@ -89,9 +89,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, cfg TargetConfig, log zero
 	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", int64(migrationLock))
 
 	q := pgx.Identifier{cfg.Schema}.Sanitize()
-	setup := "CREATE SCHEMA IF NOT EXISTS " + q + ";" +
-		"CREATE TABLE IF NOT EXISTS " + q + ".sluice_schema_version (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-	if _, err := conn.Exec(ctx, setup); err != nil {
+	if _, err := conn.Exec(ctx, schemaSetup(cfg.Schema)); err != nil {
 		return nil, fmt.Errorf("migrate: create schema %s: %w", cfg.Schema, err)
 	}
 	current, err := schemaVersion(ctx, conn, cfg.Schema)
@@ -159,12 +157,12 @@ func Plan(ctx context.Context, pool *pgxpool.Pool, cfg TargetConfig) ([]string, 
 	}
 	var out []string
 	if current == 0 {
-		out = append(out, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{cfg.Schema}.Sanitize()+";")
+		out = append(out, schemaSetup(cfg.Schema)+";")
 	}
 	for _, m := range migrations {
 		if m.version > current {
-			out = append(out, fmt.Sprintf("-- migration %d: %s (in one transaction, search_path %s)\n%s;",
-				m.version, m.name, cfg.Schema, strings.TrimSpace(m.sql)))
+			out = append(out, fmt.Sprintf("-- migration %d: %s\nBEGIN;\nSET LOCAL search_path TO %s;\n%s\nINSERT INTO sluice_schema_version (version, name) VALUES (%d, %s);\nCOMMIT;",
+				m.version, m.name, pgx.Identifier{cfg.Schema}.Sanitize(), strings.TrimSpace(m.sql), m.version, quoteLiteral(m.name)))
 		}
 	}
 	plan, err := planStorage(ctx, conn, cfg)
@@ -191,6 +189,13 @@ func (p *storagePlan) render() []string {
 		out = append(out, "-- skipped "+s)
 	}
 	return out
+}
+
+// schemaSetup creates the schema and its migration record.
+func schemaSetup(schema string) string {
+	q := pgx.Identifier{schema}.Sanitize()
+	return "CREATE SCHEMA IF NOT EXISTS " + q + ";\n" +
+		"CREATE TABLE IF NOT EXISTS " + q + ".sluice_schema_version (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
 }
 
 // schemaVersion returns the last applied migration, 0 for a new schema.

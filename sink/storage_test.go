@@ -334,7 +334,8 @@ func TestStorageDryRun(t *testing.T) {
 	}
 	text := strings.Join(plan, "\n")
 	for _, want := range []string{
-		"-- migration 1: series, measurements, readings view (in one transaction, search_path " + cfg.Schema + ")\n",
+		"-- migration 1: series, measurements, readings view\nBEGIN;\nSET LOCAL search_path TO \"" + cfg.Schema + "\";\nCREATE TABLE IF NOT EXISTS series (",
+		"INSERT INTO sluice_schema_version (version, name) VALUES (2, 'class registry, latest values');\nCOMMIT;",
 		"-- migration 2: class registry, latest values",
 		"-- created table measurements_free for class free\nCREATE TABLE IF NOT EXISTS \"" + cfg.Schema + "\".\"measurements_free\" (",
 		"CREATE OR REPLACE VIEW \"" + cfg.Schema + "\".\"readings_1d\" AS",
