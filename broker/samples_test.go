@@ -38,3 +38,19 @@ func TestProductionSampleConfig(t *testing.T) {
 		t.Errorf("production sample: %d listeners, want 3", got)
 	}
 }
+
+// The docker-compose example's config loads with its users file.
+func TestComposeSampleConfig(t *testing.T) {
+	raw, err := os.ReadFile("../deploy/compose/sluice.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"SLUICE_ETC": "../deploy/compose"}
+	cfg, err := edge.ParseConfig("deploy/compose/sluice.yaml", raw, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MQTT.AllowAnonymous {
+		t.Error("compose sample: allow_anonymous is on")
+	}
+}
