@@ -49,20 +49,25 @@ const (
 	suppressed    = "suppressed" // inside the deadband
 )
 
-// Apply filters u's readings in place: kept readings stay in u.Readings (in order), suppressed
-// ones are appended to u.Suppressed. It uses u.Tenant, u.Device and u.Decoder (the template)
-// to find each series' rule, and u.Data to recognize booleans.
+// Apply filters u's readings in place: kept readings stay in u.Readings, suppressed ones go to
+// u.Suppressed, both in their original order. It uses u.Tenant, u.Device and u.Decoder (the
+// template) to find each series' rule, and u.Data to recognize booleans. When u.Suppressed is
+// empty the two share u.Readings' array (Readings' capacity ends where Suppressed begins), so
+// filtering allocates nothing.
 func (f *Filter) Apply(u *sluice.Uplink) {
 	var buf [160]byte
 	var counts [5]int
-	kept := u.Readings[:0]
-	for _, r := range u.Readings {
+	var spill [8]sluice.Reading
+	supp := spill[:0]
+	rs := u.Readings
+	kept := rs[:0]
+	for _, r := range rs {
 		key := seriesKey(buf[:0], u.Tenant, u.Device, r.Metric)
 		result := f.decide(key, u, &r)
 		switch result {
 		case suppressed:
 			counts[4]++
-			u.Suppressed = append(u.Suppressed, r)
+			supp = append(supp, r)
 			continue
 		case keptChanged:
 			counts[0]++
@@ -75,13 +80,23 @@ func (f *Filter) Apply(u *sluice.Uplink) {
 		}
 		kept = append(kept, r)
 	}
-	clear(u.Readings[len(kept):]) // drop references held past the new length
-	u.Readings = kept
 	for i, n := range counts {
 		if n > 0 {
 			f.m.readings[i].Add(float64(n))
 		}
 	}
+	if len(supp) == 0 {
+		return
+	}
+	k := len(kept)
+	if len(u.Suppressed) == 0 {
+		copy(rs[k:], supp)
+		u.Readings, u.Suppressed = rs[:k:k], rs[k:]
+		return
+	}
+	u.Suppressed = append(u.Suppressed, supp...)
+	clear(rs[k:]) // drop references held past the new length
+	u.Readings = rs[:k]
 }
 
 func (f *Filter) decide(key []byte, u *sluice.Uplink, r *sluice.Reading) string {
@@ -136,7 +151,7 @@ func (f *Filter) Commit(u *sluice.Uplink) {
 		key := seriesKey(buf[:0], u.Tenant, u.Device, r.Metric)
 		sh := f.series.shard(key)
 		sh.mu.Lock()
-		e := sh.get(key)
+		e := sh.peek(key) // Apply has just made it the most recently used
 		if e == nil {
 			if ru := f.rules.resolve(u.Tenant, u.Device, u.Decoder, r.Metric); ru != offRule {
 				var evicted bool

@@ -84,6 +84,14 @@ func (sh *shard) get(key []byte) *series {
 	return &sh.s[i]
 }
 
+// peek is get without making the series the most recently used.
+func (sh *shard) peek(key []byte) *series {
+	if i, ok := sh.index[string(key)]; ok {
+		return &sh.s[i]
+	}
+	return nil
+}
+
 // add inserts key as the most recently used series and reports whether the least recently
 // used one was evicted to make room. The caller holds sh.mu and has checked get first.
 func (sh *shard) add(key []byte) (e *series, evicted bool) {

@@ -322,3 +322,30 @@ func TestFilterConfigValidate(t *testing.T) {
 		t.Errorf("got %d problems, want %d:\n%v", n, len(want), err)
 	}
 }
+
+// Kept and suppressed readings keep their order, however many there are.
+func TestFilterKeepsOrder(t *testing.T) {
+	cfg := DefaultFilterConfig()
+	cfg.Default = &Deadband{Absolute: 1, Heartbeat: time.Hour}
+	f, _ := newTestFilter(t, cfg)
+	const n = 20
+	first := make([]sluice.Reading, n)
+	for i := range first {
+		first[i] = sluice.Reading{Metric: fmt.Sprintf("m%02d", i), Value: 0}
+	}
+	feed(f, uplink("d", t0, first...))
+	next := make([]sluice.Reading, n)
+	var wantKept, wantSupp []string
+	for i := range next {
+		next[i] = sluice.Reading{Metric: fmt.Sprintf("m%02d", i), Value: float64(i % 3)} // 0 and 1 inside, 2 outside
+		if i%3 == 2 {
+			wantKept = append(wantKept, next[i].Metric)
+		} else {
+			wantSupp = append(wantSupp, next[i].Metric)
+		}
+	}
+	kept, supp := feed(f, uplink("d", t0.Add(time.Second), next...))
+	if !slices.Equal(kept, wantKept) || !slices.Equal(supp, wantSupp) {
+		t.Fatalf("kept %v, suppressed %v; want %v and %v", kept, supp, wantKept, wantSupp)
+	}
+}
