@@ -162,13 +162,15 @@ func typeOf(v goja.Value) string {
 		}
 		return "an object"
 	}
-	switch v.ExportType().Kind().String() {
-	case "string":
+	switch v.Export().(type) {
+	case string:
 		return "a string"
-	case "bool":
+	case bool:
 		return "a boolean"
-	default:
+	case int64, float64:
 		return "a number"
+	default:
+		return "a " + v.ExportType().String()
 	}
 }
 
