@@ -118,7 +118,8 @@ func dialV5(t *testing.T, addr, id string) *paho5.Client {
 }
 
 // MQTT 5: beyond its burst the flooding device's QoS 1 publishes get PUBACK reason 0x96
-// "message rate too high" and its QoS 0 ones are dropped; the normal device loses nothing.
+// "message rate too high", a QoS 2 one PUBREC 0x96, and its QoS 0 ones are dropped; the
+// normal device loses nothing.
 func TestFloodLimitMQTT5(t *testing.T) {
 	site := sitetest.Start(t, floodConfig(t))
 	flood := dialV5(t, site.MQTTAddr, "flood-v5")
@@ -140,6 +141,9 @@ func TestFloodLimitMQTT5(t *testing.T) {
 	}
 	if codes[0x00] != floodBurst || codes[0x96] != floodQoS1-floodBurst || len(codes) != 2 {
 		t.Fatalf("flood PUBACK reason codes: got %v, want %d × 0x00 then %d × 0x96", codes, floodBurst, floodQoS1-floodBurst)
+	}
+	if pr, _ := flood.Publish(ctx, &paho5.Publish{Topic: "sensors/flood-v5/up", QoS: 2, Payload: []byte(`{"seq":999}`)}); pr == nil || pr.ReasonCode != 0x96 {
+		t.Fatalf("flood qos 2 message: got %+v, want PUBREC reason 0x96", pr)
 	}
 	for i := range floodQoS0 {
 		if _, err := flood.Publish(ctx, &paho5.Publish{Topic: "sensors/flood-v5/up", QoS: 0, Payload: fmt.Appendf(nil, `{"seq":%d}`, 1000+i)}); err != nil {

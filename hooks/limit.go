@@ -76,17 +76,33 @@ func (l *Limiter) connRate() bucketRate {
 }
 
 // Refuse counts a limited publish and returns the answer for the broker. QoS 0 publishes are
-// dropped: not stored, not forwarded to subscribers. A QoS 1/2 publish from an MQTT 5 client
-// gets a PUBACK with reason 0x96 "message rate too high". MQTT 3.1.1 has no negative PUBACK:
-// the publish gets no PUBACK at all, so the client keeps it and resends it when it reconnects
-// (and a client that bounds its in-flight messages slows down to the allowed rate).
+// dropped: not stored, not forwarded to subscribers. A QoS 1 publish from an MQTT 5 client
+// gets a PUBACK with reason 0x96 "message rate too high", a QoS 2 one a PUBREC with it. MQTT
+// 3.1.1 has no negative acknowledgement: the publish gets none at all, so the client keeps it
+// and resends it when it reconnects (and a client that bounds its in-flight messages slows
+// down to the allowed rate).
 func (l *Limiter) Refuse(cl *mqtt.Client, pk packets.Packet, reason, tenant, device string) error {
 	qos := pk.FixedHeader.Qos
 	l.m.limited.WithLabelValues(reason, strconv.Itoa(int(qos))).Inc()
 	l.warn.Warn().Str("reason", reason).Str("client", cl.ID).Str("tenant", tenant).Str("device", device).
 		Uint8("qos", qos).Msg("publish over the rate limit refused")
-	if qos > 0 && cl.Properties.ProtocolVersion >= 5 {
-		return packets.ErrMessageRateTooHigh
+	switch {
+	case qos == 0 || cl.Properties.ProtocolVersion < 5:
+		return packets.ErrRejectPacket
+	case qos == 1:
+		return packets.ErrMessageRateTooHigh // mochi sends the PUBACK with this reason
+	}
+	// mochi would answer a refused QoS 2 publish with a PUBACK; MQTT 5 wants a PUBREC
+	// (MQTT-3.5.2.1), which ends the exchange when its reason is an error.
+	rc := packets.ErrMessageRateTooHigh
+	rec := packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Pubrec},
+		PacketID:    pk.PacketID,
+		ReasonCode:  rc.Code,
+		Properties:  packets.Properties{ReasonString: rc.Reason},
+	}
+	if err := cl.WritePacket(rec); err != nil {
+		return err // the connection is broken: mochi closes it
 	}
 	return packets.ErrRejectPacket
 }
