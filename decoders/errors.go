@@ -3,6 +3,7 @@ package decoders
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/dop251/goja"
 	"github.com/dop251/goja/parser"
@@ -126,4 +127,37 @@ func position(stack []goja.StackFrame) (line, col int) {
 		}
 	}
 	return 0, 0
+}
+
+// reportedError is a decoder that returned a non-empty errors array, with what else it
+// returned alongside.
+type reportedError struct {
+	errs     []string
+	warnings []string
+	data     map[string]any // nil when the decoder returned no object
+}
+
+func (e *reportedError) Error() string {
+	return ErrReported.Error() + ": " + strings.Join(e.errs, "; ")
+}
+
+func (e *reportedError) Is(target error) bool { return target == ErrReported }
+
+// ReportedErrors returns the errors array a decoder returned, nil when err is not that.
+func ReportedErrors(err error) []string {
+	var re *reportedError
+	if errors.As(err, &re) {
+		return re.errs
+	}
+	return nil
+}
+
+// Reported returns everything a decoder returned with its non-empty errors array: errors,
+// warnings and data (nil when it returned none). ok is false when err is not that.
+func Reported(err error) (errs, warnings []string, data map[string]any, ok bool) {
+	var re *reportedError
+	if !errors.As(err, &re) {
+		return nil, nil, nil, false
+	}
+	return re.errs, re.warnings, re.data, true
 }

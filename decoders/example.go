@@ -2,6 +2,7 @@ package decoders
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,7 +10,106 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
+
+// Example is one test vector: an uplink and the output The Things Stack would show for it.
+// In YAML the uplink's fields may also be nested under "input", as The Things Stack device
+// repository writes them, and "normalizedOutput" gives the expected normalized payload.
+type Example struct {
+	Description string            `yaml:"description"`
+	FPort       int               `yaml:"fPort"`
+	Bytes       Bytes             `yaml:"bytes"`
+	Variables   map[string]string `yaml:"variables,omitempty"`
+	RecvTime    time.Time         `yaml:"recvTime,omitempty"`
+	Output      ExampleOutput     `yaml:"output"`
+	// Normalized is the expected normalized payload (one object per measurement); nil means
+	// not checked.
+	Normalized []map[string]any `yaml:"-"`
+}
+
+// exampleInput is the uplink of an example in The Things Stack's layout.
+type exampleInput struct {
+	FPort     int               `yaml:"fPort"`
+	Bytes     Bytes             `yaml:"bytes"`
+	Variables map[string]string `yaml:"variables"`
+	RecvTime  time.Time         `yaml:"recvTime"`
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (ex *Example) UnmarshalYAML(n *yaml.Node) error {
+	type plainExample Example
+	var raw struct {
+		plainExample `yaml:",inline"`
+		Input        *exampleInput `yaml:"input"`
+		Normalized   *struct {
+			Data     any      `yaml:"data"`
+			Warnings []string `yaml:"warnings"`
+			Errors   []string `yaml:"errors"`
+		} `yaml:"normalizedOutput"`
+	}
+	if err := n.Decode(&raw); err != nil {
+		return err
+	}
+	*ex = Example(raw.plainExample)
+	if in := raw.Input; in != nil {
+		ex.FPort, ex.Bytes, ex.Variables, ex.RecvTime = in.FPort, in.Bytes, in.Variables, in.RecvTime
+	}
+	if raw.Normalized != nil {
+		switch d := raw.Normalized.Data.(type) {
+		case map[string]any:
+			ex.Normalized = []map[string]any{d}
+		case []any:
+			ex.Normalized = []map[string]any{}
+			for _, m := range d {
+				if o, ok := m.(map[string]any); ok {
+					ex.Normalized = append(ex.Normalized, o)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// ExampleOutput is the expected result: data, warnings, and errors when decoding must fail.
+type ExampleOutput struct {
+	Data     map[string]any `yaml:"data"`
+	Warnings []string       `yaml:"warnings"`
+	Errors   []string       `yaml:"errors"`
+}
+
+// Bytes is a payload in YAML: a hex string ("01 67 00 FF", spaces allowed) or a list of
+// numbers as The Things Stack device repository writes them ([1, 103, 0, 255]).
+type Bytes []byte
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (b *Bytes) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		raw, err := hex.DecodeString(strings.Join(strings.Fields(n.Value), ""))
+		if err != nil {
+			return fmt.Errorf("line %d: bytes %q is not hex", n.Line, n.Value)
+		}
+		*b = raw
+		return nil
+	case yaml.SequenceNode:
+		var nums []int
+		if err := n.Decode(&nums); err != nil {
+			return err
+		}
+		out := make([]byte, len(nums))
+		for i, v := range nums {
+			if v < 0 || v > 255 {
+				return fmt.Errorf("line %d: byte %d is %d, want 0 to 255", n.Line, i, v)
+			}
+			out[i] = byte(v)
+		}
+		*b = out
+		return nil
+	}
+	return fmt.Errorf("line %d: bytes must be a hex string or a list of numbers", n.Line)
+}
 
 // exampleRecvTime is the receive time of an example that gives none.
 var exampleRecvTime = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -59,6 +159,22 @@ func (ex *Example) Run(ctx context.Context, d Decoder) error {
 	}
 	if !equalStrings(out.Warnings, ex.Output.Warnings) {
 		return fmt.Errorf("warnings = %q, want %q", out.Warnings, ex.Output.Warnings)
+	}
+	if ex.Normalized != nil {
+		want, err := jsonPlain(ex.Normalized)
+		if err != nil {
+			return fmt.Errorf("expected normalized output: %w", err)
+		}
+		got, err := jsonPlain(out.Normalized)
+		if err != nil {
+			return fmt.Errorf("normalized output: %w", err)
+		}
+		if got == nil {
+			got = []any{}
+		}
+		if diff := difference("normalized", got, want); diff != "" {
+			return errors.New(diff)
+		}
 	}
 	return nil
 }
@@ -151,37 +267,4 @@ func equalStrings(a, b []string) bool {
 		}
 	}
 	return true
-}
-
-// reportedError is a decoder that returned a non-empty errors array, with what else it
-// returned alongside.
-type reportedError struct {
-	errs     []string
-	warnings []string
-	data     map[string]any // nil when the decoder returned no object
-}
-
-func (e *reportedError) Error() string {
-	return ErrReported.Error() + ": " + strings.Join(e.errs, "; ")
-}
-
-func (e *reportedError) Is(target error) bool { return target == ErrReported }
-
-// ReportedErrors returns the errors array a decoder returned, nil when err is not that.
-func ReportedErrors(err error) []string {
-	var re *reportedError
-	if errors.As(err, &re) {
-		return re.errs
-	}
-	return nil
-}
-
-// Reported returns everything a decoder returned with its non-empty errors array: errors,
-// warnings and data (nil when it returned none). ok is false when err is not that.
-func Reported(err error) (errs, warnings []string, data map[string]any, ok bool) {
-	var re *reportedError
-	if !errors.As(err, &re) {
-		return nil, nil, nil, false
-	}
-	return re.errs, re.warnings, re.data, true
 }

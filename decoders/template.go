@@ -1,14 +1,12 @@
 package decoders
 
 import (
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -31,59 +29,12 @@ type Template struct {
 	Source      string            `yaml:"source"` // the public payload specification it follows
 	Units       map[string]string `yaml:"units"`  // metric → unit of the readings
 	Examples    []Example         `yaml:"examples"`
+	// Decoder is the script file in the template's directory, decoder.js when empty.
+	Decoder string `yaml:"decoder"`
 
 	// Dir is the template's directory and ID its decoder name, "<vendor>/<model>".
 	Dir string `yaml:"-"`
 	ID  string `yaml:"-"`
-}
-
-// Example is one test vector: an uplink and the output The Things Stack would show for it.
-type Example struct {
-	Description string            `yaml:"description"`
-	FPort       int               `yaml:"fPort"`
-	Bytes       Bytes             `yaml:"bytes"`
-	Variables   map[string]string `yaml:"variables,omitempty"`
-	RecvTime    time.Time         `yaml:"recvTime,omitempty"`
-	Output      ExampleOutput     `yaml:"output"`
-}
-
-// ExampleOutput is the expected result: data, warnings, and errors when decoding must fail.
-type ExampleOutput struct {
-	Data     map[string]any `yaml:"data"`
-	Warnings []string       `yaml:"warnings"`
-	Errors   []string       `yaml:"errors"`
-}
-
-// Bytes is a payload in YAML: a hex string ("01 67 00 FF", spaces allowed) or a list of
-// numbers as The Things Stack device repository writes them ([1, 103, 0, 255]).
-type Bytes []byte
-
-// UnmarshalYAML implements yaml.Unmarshaler.
-func (b *Bytes) UnmarshalYAML(n *yaml.Node) error {
-	switch n.Kind {
-	case yaml.ScalarNode:
-		raw, err := hex.DecodeString(strings.Join(strings.Fields(n.Value), ""))
-		if err != nil {
-			return fmt.Errorf("line %d: bytes %q is not hex", n.Line, n.Value)
-		}
-		*b = raw
-		return nil
-	case yaml.SequenceNode:
-		var nums []int
-		if err := n.Decode(&nums); err != nil {
-			return err
-		}
-		out := make([]byte, len(nums))
-		for i, v := range nums {
-			if v < 0 || v > 255 {
-				return fmt.Errorf("line %d: byte %d is %d, want 0 to 255", n.Line, i, v)
-			}
-			out[i] = byte(v)
-		}
-		*b = out
-		return nil
-	}
-	return fmt.Errorf("line %d: bytes must be a hex string or a list of numbers", n.Line)
 }
 
 // LoadTemplate reads the template in dir; id is its decoder name ("<vendor>/<model>"). It
@@ -108,8 +59,8 @@ func LoadTemplate(dir, id string) (*Template, error) {
 	if want := t.Vendor + "/" + t.Model; t.Vendor != "" && t.Model != "" && want != id {
 		errs = append(errs, fmt.Errorf("vendor/model: %s does not match the directory %s", want, id))
 	}
-	if _, err := os.Stat(filepath.Join(dir, DecoderFile)); err != nil {
-		errs = append(errs, fmt.Errorf("%s: %w", DecoderFile, err))
+	if _, err := os.Stat(t.ScriptFile()); err != nil {
+		errs = append(errs, fmt.Errorf("decoder: %w", err))
 	}
 	for i, ex := range t.Examples {
 		if ex.FPort < 0 || ex.FPort > 255 {
@@ -154,9 +105,17 @@ func TemplateID(root, dir string) string {
 	return filepath.ToSlash(rel)
 }
 
+// ScriptFile is the path of the template's decoder script.
+func (t *Template) ScriptFile() string {
+	if t.Decoder != "" {
+		return filepath.Join(t.Dir, t.Decoder)
+	}
+	return filepath.Join(t.Dir, DecoderFile)
+}
+
 // Compile builds the template's decoder with the sandbox limits of cfg.
 func (t *Template) Compile(cfg Config, opts ScriptOptions) (*Script, error) {
-	file := filepath.Join(t.Dir, DecoderFile)
+	file := t.ScriptFile()
 	src, err := readScript(file, cfg)
 	if err != nil {
 		return nil, err

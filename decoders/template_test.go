@@ -124,7 +124,7 @@ func TestLoadTemplateErrors(t *testing.T) {
 		t.Fatal("LoadTemplate succeeded, want errors")
 	}
 	for _, want := range []string{
-		"decoder.js: stat",
+		"decoder: stat",
 		"examples[0].fPort: 300 is out of range 0 to 255",
 		"name: is empty",
 		"vendor/model: other/widget does not match the directory acme/widget",
@@ -192,4 +192,63 @@ func FuzzTemplateDecoders(f *testing.F) {
 			t.Fatalf("%s on % X: %v", s.Name(), b, err)
 		}
 	})
+}
+
+// TestCodec runs a decoder laid out as in The Things Stack device repository: a codec file
+// with uplinkDecoder.fileName and examples under input/output/normalizedOutput.
+func TestCodec(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "acme")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "th1.js"), `function decodeUplink(input) {
+		if (input.fPort !== 1) return {errors: ["unknown FPort"]};
+		return {data: {t: input.bytes[0] / 2, extra: input.bytes[5]}};
+	}
+	function normalizeUplink(input) { return {data: {air: {temperature: input.data.t}}} }`)
+	writeFile(t, filepath.Join(dir, "th1-codec.yaml"), `uplinkDecoder:
+  fileName: th1.js
+  examples:
+    - description: Temperature
+      input:
+        fPort: 1
+        bytes: [0x2B, 0x01]
+      output:
+        data: { 't': 21.5, 'extra': null }
+      normalizedOutput:
+        data:
+          - air:
+              temperature: 21.5
+    - description: Unknown FPort
+      input:
+        fPort: 42
+        bytes: [0x0B]
+      output:
+        errors:
+          - unknown FPort
+downlinkEncoder:
+  fileName: th1.js
+`)
+	tpl, err := LoadCodec(filepath.Join(dir, "th1-codec.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tpl.ID != "acme/th1" || len(tpl.Examples) != 2 {
+		t.Fatalf("template %s with %d examples, want acme/th1 with 2", tpl.ID, len(tpl.Examples))
+	}
+	s, err := tpl.Compile(DefaultConfig(), ScriptOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ex := range tpl.Examples {
+		if err := ex.Run(context.Background(), s); err != nil {
+			t.Errorf("%s: %v", ex.Description, err)
+		}
+	}
+	// A wrong normalized expectation is caught.
+	ex := tpl.Examples[0]
+	ex.Normalized = []map[string]any{{"air": map[string]any{"temperature": 20.0}}}
+	if err := ex.Run(context.Background(), s); err == nil || err.Error() != "normalized[0].air.temperature = 21.5, want 20" {
+		t.Errorf("err = %v, want the normalized difference", err)
+	}
 }

@@ -25,7 +25,7 @@ const decodeUsage = `usage: sluice decode (--script FILE | --template NAME | --d
 
 Decodes one payload and prints {"data":…,"warnings":[…],"errors":[…]} (with --readings, the
 readings that would be stored), or runs the example vectors of the template at PATH or of every
-template under it. Exit status: 0 success, 1 the decoder failed or reported errors (or an
+template (template.yaml) and The Things Stack codec file (*-codec.yaml) under it. Exit status: 0 success, 1 the decoder failed or reported errors (or an
 example failed), 2 usage error.
 `
 
@@ -220,39 +220,63 @@ func failureText(err error) string {
 	return err.Error()
 }
 
-// runExamples runs the example vectors of every template under path and prints one line per
-// example, then "N passed, M failed".
+// runExamples runs the example vectors of every template under path (and of every codec file
+// of The Things Stack device repository, *-codec.yaml) and prints one line per example, then
+// "N passed, M failed".
 func runExamples(path string, cfg decoders.Config, log zerolog.Logger, stdout, stderr io.Writer) int {
-	dirs, err := decoders.FindTemplates(path)
+	var sources []string // template directories and codec files
+	err := filepath.WalkDir(path, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+		case d.Name() == decoders.TemplateFile:
+			sources = append(sources, filepath.Dir(p))
+		case decoders.IsCodec(d.Name()):
+			sources = append(sources, p)
+		}
+		return nil
+	})
 	if err != nil {
 		fmt.Fprintln(stderr, "sluice decode:", err)
 		return exitUsage
 	}
-	if len(dirs) == 0 {
-		fmt.Fprintf(stderr, "sluice decode: no %s under %s\n", decoders.TemplateFile, path)
+	if len(sources) == 0 {
+		fmt.Fprintf(stderr, "sluice decode: no %s or *-codec.yaml under %s\n", decoders.TemplateFile, path)
 		return exitUsage
 	}
 	passed, failed := 0, 0
-	for _, dir := range dirs {
-		id := decoders.TemplateID(dir, dir)
-		tpl, err := decoders.LoadTemplate(dir, id)
+	for _, src := range sources {
+		var tpl *decoders.Template
+		var err error
+		if decoders.IsCodec(src) {
+			tpl, err = decoders.LoadCodec(src)
+		} else {
+			tpl, err = decoders.LoadTemplate(src, decoders.TemplateID(src, src))
+		}
+		id := src
+		if tpl != nil {
+			id = tpl.ID
+		}
+		var s *decoders.Script
 		if err == nil {
-			var s *decoders.Script
-			if s, err = tpl.Compile(cfg, decoders.ScriptOptions{Log: log}); err == nil {
-				for _, ex := range tpl.Examples {
-					if err := ex.Run(context.Background(), s); err != nil {
-						failed++
-						fmt.Fprintf(stdout, "FAIL %s: %s: %v\n", id, ex.Description, err)
-						continue
-					}
-					passed++
-					fmt.Fprintf(stdout, "ok   %s: %s\n", id, ex.Description)
-				}
+			s, err = tpl.Compile(cfg, decoders.ScriptOptions{Log: log})
+		}
+		if err != nil {
+			failed++
+			fmt.Fprintf(stdout, "FAIL %s: %v\n", id, err)
+			continue
+		}
+		for _, ex := range tpl.Examples {
+			if err := ex.Run(context.Background(), s); err != nil {
+				failed++
+				fmt.Fprintf(stdout, "FAIL %s: %s: %v\n", id, ex.Description, err)
 				continue
 			}
+			passed++
+			fmt.Fprintf(stdout, "ok   %s: %s\n", id, ex.Description)
 		}
-		failed++
-		fmt.Fprintf(stdout, "FAIL %s: %v\n", id, err)
 	}
 	fmt.Fprintf(stdout, "%d passed, %d failed\n", passed, failed)
 	if failed > 0 {

@@ -62,7 +62,7 @@ func TestDecodeCommand(t *testing.T) {
 		{"unknown decoder", []string{"--templates", testTemplates, "--decoder", "nope", "--fport", "1", "--hex", "00"}, 2, "", `unknown decoder "nope"`},
 		{"unknown template", []string{"--templates", testTemplates, "--template", "acme/none", "--fport", "1", "--hex", "00"}, 2, "", "template acme/none"},
 		{"test all templates", []string{"--test", testTemplates}, 0, "…", ""},
-		{"test nothing", []string{"--test", dir}, 2, "", "no template.yaml under"},
+		{"test nothing", []string{"--test", dir}, 2, "", "no template.yaml or *-codec.yaml under"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,6 +115,28 @@ examples:
 	}
 	want := "ok   acme/meter: right\nFAIL acme/meter: wrong: data.v = 6, want 5\n1 passed, 1 failed\n"
 	if stdout.String() != want {
+		t.Errorf("stdout = %q, want %q", stdout.String(), want)
+	}
+}
+
+func TestDecodeTestCodec(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "acme")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.WriteFile(filepath.Join(dir, "door.js"), []byte(`function decodeUplink(input) { return {data: {open: input.bytes[0] === 1}} }`), 0o644)
+	_ = os.WriteFile(filepath.Join(dir, "door-codec.yaml"), []byte(`uplinkDecoder:
+  fileName: door.js
+  examples:
+    - description: Open
+      input: {fPort: 1, bytes: [0x01]}
+      output: {data: {open: true}}
+`), 0o644)
+	var stdout, stderr strings.Builder
+	if code := runDecode([]string{"--test", dir}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit code = %d, stdout %q stderr %q", code, stdout.String(), stderr.String())
+	}
+	if want := "ok   acme/door: Open\n1 passed, 0 failed\n"; stdout.String() != want {
 		t.Errorf("stdout = %q, want %q", stdout.String(), want)
 	}
 }
