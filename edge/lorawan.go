@@ -27,6 +27,12 @@ func (s *Site) newLoRaWAN() error {
 		return fmt.Errorf("dedup: %w", err)
 	}
 	s.ingest.UseLoRaWAN(reg, dedup)
+	for i, r := range s.cfg.Routes {
+		if p := r.LoRaWAN.UnknownDevices; s.cfg.Registry.File == "" && (p == hooks.PolicyPark || p == hooks.PolicyReject) {
+			s.log.Warn().Str("component", "registry").Int("route", i).Str("unknown_devices", p).
+				Msg("no registry.file: every device on this route is unknown and is " + p + "ed")
+		}
+	}
 	s.lorawan.registry = reg
 	metrics := hooks.NewSubscriberMetrics(s.reg)
 	for i, sc := range s.cfg.Subscribe {

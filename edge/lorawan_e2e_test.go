@@ -360,3 +360,29 @@ func TestLoRaWANSubscriberSurvivesBrokerRestart(t *testing.T) {
 		t.Errorf("sluice_subscriber_connects_total: got %v, want at least 2 (a reconnection)", c)
 	}
 }
+
+// The quick-start config routes ChirpStack and The Things Stack topics out of the box.
+func TestSampleConfigRoutesLoRaWAN(t *testing.T) {
+	cfg, err := edge.LoadConfig("../configs/sluice.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := hooks.NewRouter(cfg.Routes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for topic, want := range map[string]decoders.Format{
+		"application/17c82e96/device/a840414bf185f3b2/event/up":     decoders.FormatChirpStack,
+		"application/17c82e96/device/a840414bf185f3b2/event/status": decoders.FormatChirpStack,
+		"v3/farm@acme/devices/greenhouse-co2/up":                    decoders.FormatTTN,
+		"v3/farm/devices/greenhouse-co2/up":                         decoders.FormatTTN,
+	} {
+		m, ok := r.Match(topic)
+		if !ok || m.Route.Format != want || m.Route.Decoder != "" {
+			t.Errorf("%s: got %+v (matched %v), want format %s with no decoder (the network server's object)", topic, m.Route, ok, want)
+		}
+	}
+	if cfg.Registry.File != "" || cfg.Dedup.Window != time.Minute || len(cfg.Subscribe) != 0 {
+		t.Errorf("registry %+v, dedup %+v, subscribe %+v: want no registry, a 1m window, no subscription", cfg.Registry, cfg.Dedup, cfg.Subscribe)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	"github.com/sluice-iot/sluice"
@@ -111,7 +112,7 @@ func (h *Ingest) handleEnvelope(ctx context.Context, msg *Message, m Match) erro
 		lm.events.WithLabelValues(string(rc.Format), "invalid").Inc()
 		id, msgID := uplinkID(msg)
 		return h.deliver(ctx, msg, msgID, nil, &sluice.Failure{
-			ID: id, Tenant: orUnknown(m.Tenant), Device: orUnknown(m.Device), Topic: msg.Topic, ReceivedAt: recv,
+			ID: id, Tenant: orUnknown(m.Tenant), Device: firstOf(m.Device, topicDevice(msg.Topic), "unknown"), Topic: msg.Topic, ReceivedAt: recv,
 			Reason: "envelope", Error: err.Error(), Payload: msg.Payload,
 		})
 	}
@@ -271,6 +272,20 @@ func firstOf(s ...string) string {
 }
 
 func orUnknown(s string) string { return firstOf(s, "unknown") }
+
+// topicDevice is the device level of a network server's default topic, for an event too broken
+// to name its device: ChirpStack application/<app>/device/<devEUI>/event/<type>, The Things
+// Stack v3/<app>/devices/<device>/<kind>. "" for other topics.
+func topicDevice(topic string) string {
+	levels := strings.Split(topic, "/")
+	for i := 0; i+1 < len(levels); i++ {
+		if levels[i] == "device" && i >= 2 && levels[i-2] == "application" ||
+			levels[i] == "devices" && i >= 2 && levels[i-2] == "v3" {
+			return levels[i+1]
+		}
+	}
+	return ""
+}
 
 // Decoders returns the decoder set the hook decodes with.
 func (h *Ingest) Decoders() *decoders.Set { return h.decoders }

@@ -413,3 +413,23 @@ func BenchmarkHandleChirpStack(b *testing.B) {
 		}
 	}
 }
+
+// An event too broken to name its device is kept with the device of its topic.
+func TestLoRaWANBrokenEventKeepsTopicDevice(t *testing.T) {
+	h := newLoRaWANHarness(t, lorawanRoutes, "")
+	h.publish(t, "application/app-1/device/0102030405060708/event/up", []byte(`{"deviceInfo":{"devEui":"0102030405060708"},"data":"%%%"}`), 1)
+	h.publish(t, "v3/farm/devices/soil-3/up", []byte(`not json`), 1)
+	got := h.pub.take()
+	want := []struct{ subject, err string }{
+		{"sluice.err.unknown.0102030405060708", "chirpstack envelope: data: not base64: illegal base64 data at input byte 0"},
+		{"sluice.err.unknown.soil-3", "ttn envelope: payload is not a JSON object (starts with 'n')"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("stored %d messages, want %d", len(got), len(want))
+	}
+	for i, w := range want {
+		if got[i].Subject != w.subject || got[i].Message["error"] != w.err || got[i].Message["reason"] != "envelope" {
+			t.Errorf("message %d: got %s %v, want %s reason envelope error %q", i, got[i].Subject, got[i].Message, w.subject, w.err)
+		}
+	}
+}
