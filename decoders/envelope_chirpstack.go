@@ -149,6 +149,8 @@ func chirpStackKind(topic string, ev *chirpStackEvent) string {
 		return KindOther
 	}
 	switch {
+	case ev.IntegrationName != "": // carries an object too
+		return KindIntegration
 	case ev.RxInfo != nil || ev.TxInfo != nil || ev.Data != nil || ev.FCnt != nil || ev.FPort != nil || ev.Object != nil:
 		return KindUp
 	case ev.Margin != nil || ev.BatteryLevel != nil || ev.ExternalPowerSource || ev.BatteryLevelUnavailable:
@@ -161,8 +163,6 @@ func chirpStackKind(topic string, ev *chirpStackEvent) string {
 		return KindLog
 	case ev.Location != nil:
 		return KindLocation
-	case ev.IntegrationName != "":
-		return KindIntegration
 	case ev.DevAddr != "":
 		return KindJoin
 	}

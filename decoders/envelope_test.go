@@ -44,7 +44,7 @@ func TestChirpStackKindFromFields(t *testing.T) {
 		{`{"deviceInfo":{"devEui":"01"},"queueItemId":"q","acknowledged":true}`, KindAck},
 		{`{"deviceInfo":{"devEui":"01"},"downlinkId":7,"queueItemId":"q"}`, KindTxAck},
 		{`{"deviceInfo":{"devEui":"01"},"location":{"latitude":1}}`, KindLocation},
-		{`{"deviceInfo":{"devEui":"01"},"integrationName":"loracloud","eventType":"x"}`, KindIntegration},
+		{`{"deviceInfo":{"devEui":"01"},"integrationName":"loracloud","eventType":"x","object":{"a":1}}`, KindIntegration},
 		{`{"deviceInfo":{"devEui":"01"}}`, KindOther},
 	} {
 		env, err := Unwrap(FormatChirpStack, "custom/topic", []byte(tc.in))
