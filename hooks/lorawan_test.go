@@ -433,3 +433,54 @@ func TestLoRaWANBrokenEventKeepsTopicDevice(t *testing.T) {
 		}
 	}
 }
+
+// The device is named as the route asks; the tenant comes from the registry, the route, the
+// envelope, in that order; prefer picks between a local decoder and the network server's object.
+func TestLoRaWANIdentityAndPreference(t *testing.T) {
+	cs := mustRead(t, "chirpstack_up_object.json")
+	csTopic := eventTopic("testdata/lorawan/chirpstack_up_object.json")
+	ttn := mustRead(t, "ttn_up_decoded.json")
+	for _, tc := range []struct {
+		name                  string
+		route                 RouteConfig
+		registry              string
+		topic                 string
+		event                 []byte
+		subject, decoder, has string
+	}{
+		{"chirpstack by name", RouteConfig{Format: decoders.FormatChirpStack, LoRaWAN: LoRaWANRouteConfig{DeviceID: "name"}}, "", csTopic, cs,
+			"sluice.up.52f14cd4-c6f1-4fbd-8f87-4025e1d49242.barn-th-1", "network:chirpstack", "temperature"},
+		{"route tenant", RouteConfig{Format: decoders.FormatChirpStack, Tenant: "site-7"}, "", csTopic, cs,
+			"sluice.up.site-7.a840414bf185f3b2", "network:chirpstack", "temperature"},
+		{"registry by name beats the route", RouteConfig{Format: decoders.FormatChirpStack, Tenant: "site-7"},
+			"devices:\n  - device: barn-th-1\n    tenant: barn\n", csTopic, cs,
+			"sluice.up.barn.a840414bf185f3b2", "network:chirpstack", "temperature"},
+		{"local decoder wins", RouteConfig{Format: decoders.FormatChirpStack, Decoder: "raw"}, "", csTopic, cs,
+			"sluice.up.52f14cd4-c6f1-4fbd-8f87-4025e1d49242.a840414bf185f3b2", "raw", ""},
+		{"prefer network", RouteConfig{Format: decoders.FormatChirpStack, Decoder: "raw", LoRaWAN: LoRaWANRouteConfig{Prefer: "network"}}, "", csTopic, cs,
+			"sluice.up.52f14cd4-c6f1-4fbd-8f87-4025e1d49242.a840414bf185f3b2", "network:chirpstack", "temperature"},
+		{"ttn by id", RouteConfig{Format: decoders.FormatTTN, LoRaWAN: LoRaWANRouteConfig{DeviceID: "id"}}, "", "v3/farm/devices/greenhouse-co2/up", ttn,
+			"sluice.up.default.greenhouse-co2", "network:ttn", "co2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.route.Topic = "#"
+			h := newLoRaWANHarness(t, []RouteConfig{tc.route}, tc.registry)
+			h.publish(t, tc.topic, tc.event, 1)
+			got := uplinks(t, h.pub.take())
+			if len(got) != 1 {
+				t.Fatalf("stored %d uplinks, want 1", len(got))
+			}
+			u := got[0]
+			if subject := sluice.UplinkSubject(u.Tenant, u.Device); subject != tc.subject || u.Decoder != tc.decoder {
+				t.Errorf("got %s decoded by %s, want %s by %s", subject, u.Decoder, tc.subject, tc.decoder)
+			}
+			found := tc.has == ""
+			for _, r := range u.Readings {
+				found = found || r.Metric == tc.has
+			}
+			if !found {
+				t.Errorf("readings %v lack %s", u.Readings, tc.has)
+			}
+		})
+	}
+}
