@@ -144,7 +144,7 @@ func (t *Target) Replay(ctx context.Context, o ReplayOptions) (ReplayProgress, e
 			Durable:           name,
 			Description:       "Sluice replay to target " + t.cfg.Name,
 			FilterSubject:     sluice.UplinkPrefix + ">",
-			AckPolicy:         jetstream.AckAllPolicy,
+			AckPolicy:         jetstream.AckExplicitPolicy,
 			AckWait:           ackWait,
 			MaxAckPending:     4 * t.cfg.BatchRows,
 			DeliverPolicy:     jetstream.DeliverAllPolicy,

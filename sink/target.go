@@ -113,7 +113,7 @@ func (t *Target) Run(ctx context.Context) error {
 		Durable:       consumerName(t.cfg.Name),
 		Description:   "Sluice sink target " + t.cfg.Name,
 		FilterSubject: sluice.UplinkPrefix + ">",
-		AckPolicy:     jetstream.AckAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       ackWait,
 		MaxAckPending: 4 * t.cfg.BatchRows,
 		DeliverPolicy: policy,
@@ -165,12 +165,25 @@ func (t *Target) migrate(ctx context.Context) error {
 }
 
 // ensureConsumer creates the durable consumer, or updates it keeping where it started: a
-// consumer that exists has its place, whatever start says now.
+// consumer that exists has its place, whatever start says now. A consumer holding messages
+// delivered to a previous process and never acknowledged (it was killed), or one made with
+// another acknowledgement policy, is made anew from its acknowledgement floor, so that those
+// messages come again at once and in order rather than after the acknowledgement wait.
 func (t *Target) ensureConsumer(ctx context.Context, cc jetstream.ConsumerConfig) (jetstream.Consumer, error) {
 	js := t.buf.JetStream()
 	if c, err := js.Consumer(ctx, t.buf.Stream(), cc.Durable); err == nil {
-		old := c.CachedInfo().Config
-		cc.DeliverPolicy, cc.OptStartTime, cc.OptStartSeq = old.DeliverPolicy, old.OptStartTime, old.OptStartSeq
+		old := c.CachedInfo()
+		cc.DeliverPolicy, cc.OptStartTime, cc.OptStartSeq = old.Config.DeliverPolicy, old.Config.OptStartTime, old.Config.OptStartSeq
+		if old.NumAckPending > 0 || old.Config.AckPolicy != cc.AckPolicy {
+			if err := js.DeleteConsumer(ctx, t.buf.Stream(), cc.Durable); err != nil {
+				return nil, fmt.Errorf("reset consumer %s: %w", cc.Durable, err)
+			}
+			if old.AckFloor.Stream > 0 {
+				cc.DeliverPolicy, cc.OptStartTime, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, nil, old.AckFloor.Stream+1
+			}
+			t.log.Info().Int("unacknowledged", old.NumAckPending).Uint64("from_sequence", old.AckFloor.Stream+1).
+				Msg("consumer reset to its acknowledgement floor")
+		}
 	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, fmt.Errorf("look up consumer %s: %w", cc.Durable, err)
 	}
@@ -250,9 +263,17 @@ func (t *Target) flush(ctx context.Context, b *batch) error {
 	if err := t.writeIsolating(ctx, b); err != nil {
 		return err
 	}
-	// AckAll: acknowledging the last message acknowledges the whole batch.
-	if err := b.msgs[len(b.msgs)-1].Ack(); err != nil {
-		t.log.Warn().Err(err).Msg("ack batch (it will be redelivered and merged idempotently)")
+	// Every message is acknowledged on its own. Acknowledging the last one for all (AckAll)
+	// would also acknowledge an earlier message this process never received or committed: one
+	// delivered to a process killed since, or lost in transit on a reconnect.
+	var ackErr error
+	for _, m := range b.msgs {
+		if err := m.Ack(); err != nil && ackErr == nil {
+			ackErr = err
+		}
+	}
+	if ackErr != nil {
+		t.log.Warn().Err(ackErr).Msg("ack batch (it will be redelivered and merged idempotently)")
 	}
 	t.m.batches.Inc()
 	t.m.batchRows.Observe(float64(len(b.rows)))
