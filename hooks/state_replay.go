@@ -23,6 +23,13 @@ const ReplayMargin = 10 * time.Second
 // Messages that are not uplinks of the current wire version are skipped.
 func (f *Filter) Replay(ctx context.Context, js jetstream.JetStream, stream string, since time.Time) (int, error) {
 	start := since.Add(-ReplayMargin)
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return 0, fmt.Errorf("replay %s for store-on-change: %w", stream, err)
+	}
+	if last := st.CachedInfo().State.LastTime; st.CachedInfo().State.Msgs == 0 || last.Before(start) {
+		return 0, nil // nothing stored since: the usual case after a graceful stop
+	}
 	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{sluice.UplinkPrefix + ">"},
 		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
