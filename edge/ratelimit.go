@@ -32,8 +32,8 @@ func (s *Site) newRateLimits() error {
 
 // startFilterState restores the store-on-change state before intake starts: the snapshot in
 // the data dir, then every uplink the buffer stored after it (after a crash, the ones the
-// snapshot missed). It then saves the state every snapshot_interval until the returned stop
-// is called, which saves it once more; call stop after intake has stopped. A snapshot that
+// snapshot missed). It saves the state at once, then every snapshot_interval until the
+// returned stop is called, which saves it once more; call stop after intake has stopped. A snapshot that
 // cannot be read or replayed is logged and ingest starts anyway: the cost is extra kept
 // readings, never a lost one.
 func (s *Site) startFilterState(ctx context.Context) (stop func()) {
@@ -52,6 +52,11 @@ func (s *Site) startFilterState(ctx context.Context) (stop func()) {
 			log.Warn().Err(err).Msg("store-on-change state not brought past its snapshot: some changes may be judged against older values")
 		}
 		log.Info().Int("series", n).Time("saved_at", savedAt).Int("replayed_uplinks", replayed).Msg("store-on-change state restored")
+	}
+	// A snapshot now, before intake, so that a crash before the first periodic one still finds
+	// one to replay the buffer from.
+	if err := s.filter.SaveState(path); err != nil {
+		log.Warn().Err(err).Msg("store-on-change snapshot failed")
 	}
 	snapCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
