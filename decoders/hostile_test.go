@@ -42,6 +42,11 @@ func TestHostileScripts(t *testing.T) {
 		{"array data", `return {data: [1, 2]};`, ErrInvalidOutput, "decodeUplink data is an array, want an object"},
 		{"cyclic data", `var o = {}; o.self = o; return {data: o};`, ErrInvalidOutput, "nested deeper than"},
 		{"reported errors", `return {data: {}, errors: ["unknown fPort", "short payload"]};`, ErrReported, "decoder reported errors: unknown fPort; short payload"},
+		{"throwing getter in the result", `return {data: {a: 1, get b() { throw new Error("getter") }}};`, ErrThrown, "script threw: Error: getter"},
+		{"looping getter in the result", `return {data: {get b() { while (true) {} }}};`, ErrTimeout, "script timed out"},
+		{"looping getter on errors", `return {data: {}, get errors() { while (true) {} }};`, ErrTimeout, "script timed out"},
+		{"proxy result", `return {data: new Proxy({}, {ownKeys: function () { while (true) {} }})};`, ErrInvalidOutput, "decodeUplink data is an object that does not export as a plain object"},
+		{"object in errors", `return {errors: [{toString: function () { while (true) {} }}]};`, ErrReported, "decoder reported errors: map[toString:"},
 		{"runaway console", `while (true) console.log("spam");`, ErrTimeout, "script timed out"},
 	}
 	for _, tt := range tests {

@@ -10,26 +10,50 @@ import (
 )
 
 // decode runs the script's entry point on one uplink and turns its result into an Output.
+// Everything that may run script code (the call, and reading the result, whose getters and
+// proxies are JavaScript too) happens under one time budget and one recover.
 func (v *vm) decode(in *Input, deadline time.Time) (*Output, error) {
 	recv := in.RecvTime
 	if recv.IsZero() {
 		recv = time.Now().UTC()
 	}
 	v.device = in.Device
-	res, err := v.call(time.Until(deadline), func() (goja.Value, error) {
-		switch v.entry {
-		case entryDecodeUplink:
-			input, err := v.input(in, recv)
-			if err != nil {
-				return nil, err
-			}
-			return v.fn(goja.Undefined(), input)
-		case entryDecode:
-			return v.fn(goja.Undefined(), v.rt.ToValue(in.FPort), v.array(in.Bytes), v.variables(in.Variables))
-		default:
-			return v.fn(goja.Undefined(), v.array(in.Bytes), v.rt.ToValue(in.FPort))
-		}
+	var out *Output
+	_, err := v.call(time.Until(deadline), func() (goja.Value, error) {
+		var err error
+		out, err = v.run(in, recv)
+		return nil, err
 	})
+	if err != nil {
+		return nil, err
+	}
+	if out.Normalized != nil {
+		out.Readings = normalizedReadings(out.Normalized, recv)
+	} else {
+		out.Readings = Flatten(out.Data, recv)
+		applyUnits(out.Readings, v.p.units)
+	}
+	return out, nil
+}
+
+// run calls the entry point (and normalizeUplink) and exports the result. It must run inside
+// v.call.
+func (v *vm) run(in *Input, recv time.Time) (*Output, error) {
+	var (
+		res goja.Value
+		err error
+	)
+	switch v.entry {
+	case entryDecodeUplink:
+		var input goja.Value
+		if input, err = v.input(in, recv); err == nil {
+			res, err = v.fn(goja.Undefined(), input)
+		}
+	case entryDecode:
+		res, err = v.fn(goja.Undefined(), v.rt.ToValue(in.FPort), v.array(in.Bytes), v.variables(in.Variables))
+	default:
+		res, err = v.fn(goja.Undefined(), v.array(in.Bytes), v.rt.ToValue(in.FPort))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -56,34 +80,26 @@ func (v *vm) decode(in *Input, deadline time.Time) (*Output, error) {
 	} else {
 		dataVal = res
 	}
-	data, err := exportObject(dataVal, &budget, v.entry.String()+" data")
-	if err != nil {
+	if out.Data, err = exportObject(dataVal, &budget, v.entry.String()+" data"); err != nil {
 		return nil, err
 	}
-	out.Data = data
 	if v.normalize != nil {
-		measurements, warnings, err := v.normalized(dataVal, deadline, &budget)
+		measurements, warnings, err := v.normalized(dataVal, &budget)
 		if err != nil {
 			return nil, err
 		}
 		out.Normalized = measurements
 		out.Warnings = append(out.Warnings, warnings...)
 	}
-	if out.Normalized != nil {
-		out.Readings = normalizedReadings(out.Normalized, recv)
-	} else {
-		out.Readings = Flatten(data, recv)
-		applyUnits(out.Readings, v.p.units)
-	}
 	return out, nil
 }
 
-// normalized runs normalizeUplink({data}). Errors it reports become warnings and no normalized
+// normalized runs normalizeUplink({data}), inside v.call. Errors it reports become warnings and no normalized
 // payload, as in The Things Stack: the decoded data still stands.
-func (v *vm) normalized(data goja.Value, deadline time.Time, budget *int) ([]map[string]any, []string, error) {
+func (v *vm) normalized(data goja.Value, budget *int) ([]map[string]any, []string, error) {
 	in := v.rt.NewObject()
 	_ = in.Set("data", data)
-	res, err := v.call(time.Until(deadline), func() (goja.Value, error) { return v.normalize(goja.Undefined(), in) })
+	res, err := v.normalize(goja.Undefined(), in)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -130,7 +146,10 @@ func exportObject(val goja.Value, budget *int, what string) (map[string]any, err
 	}
 	m, ok := raw.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("%w: %s is %s, want an object", ErrInvalidOutput, what, typeOf(val))
+		if kind := typeOf(val); kind != "an object" {
+			return nil, fmt.Errorf("%w: %s is %s, want an object", ErrInvalidOutput, what, kind)
+		}
+		return nil, fmt.Errorf("%w: %s is an object that does not export as a plain object (%T)", ErrInvalidOutput, what, raw)
 	}
 	return m, nil
 }

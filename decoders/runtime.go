@@ -93,6 +93,9 @@ func (v *vm) call(timeout time.Duration, fn func() (goja.Value, error)) (res goj
 		if r := recover(); r != nil {
 			v.broken = true
 			res, err = nil, fmt.Errorf("script runtime panic: %v", r)
+			if e, ok := r.(error); ok && isScriptError(e) {
+				err = e // thrown by script code goja ran outside a call, e.g. a getter during Export
+			}
 		}
 		var (
 			interrupted *goja.InterruptedError
@@ -103,6 +106,17 @@ func (v *vm) call(timeout time.Duration, fn func() (goja.Value, error)) (res goj
 		}
 	}()
 	return fn()
+}
+
+// isScriptError reports whether err is one goja raises for script code: an exception, an
+// interrupt or a stack overflow.
+func isScriptError(err error) bool {
+	var (
+		ex          *goja.Exception
+		interrupted *goja.InterruptedError
+		overflow    *goja.StackOverflowError
+	)
+	return errors.As(err, &ex) || errors.As(err, &interrupted) || errors.As(err, &overflow)
 }
 
 // array builds a plain JS Array of the bytes, as The Things Stack passes them.
