@@ -53,25 +53,36 @@ func newVM(p *program) (*vm, error) {
 	if err := v.harden(p.cfg.MaxCallStack); err != nil {
 		return nil, err
 	}
-	if _, err := v.call(p.cfg.Timeout, func() (goja.Value, error) { return v.rt.RunProgram(p.prg) }); err != nil {
+	v.date = v.rt.Get("Date") // the real constructor, whatever the script does to the global
+	// The top level and the look-up of the entry points (a global may be a getter) run under
+	// the time budget.
+	_, err := v.call(p.cfg.Timeout, func() (goja.Value, error) {
+		if _, err := v.rt.RunProgram(p.prg); err != nil {
+			return nil, err
+		}
+		for _, c := range []struct {
+			name string
+			e    entry
+		}{{"decodeUplink", entryDecodeUplink}, {"Decode", entryDecode}, {"Decoder", entryDecoder}} {
+			if fn, ok := goja.AssertFunction(v.rt.Get(c.name)); ok {
+				v.entry, v.fn = c.e, fn
+				break
+			}
+		}
+		if v.entry == entryDecodeUplink {
+			v.normalize, _ = goja.AssertFunction(v.rt.Get("normalizeUplink"))
+		}
+		return nil, nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	for _, c := range []struct {
-		name string
-		e    entry
-	}{{"decodeUplink", entryDecodeUplink}, {"Decode", entryDecode}, {"Decoder", entryDecoder}} {
-		if fn, ok := goja.AssertFunction(v.rt.Get(c.name)); ok {
-			v.entry, v.fn = c.e, fn
-			break
-		}
+	if v.broken { // the timer fired just as the top level finished: an interrupt may be pending
+		return nil, ErrTimeout
 	}
 	if v.fn == nil {
 		return nil, errors.New("script defines none of decodeUplink(input), Decode(fPort, bytes, variables), Decoder(bytes, port)")
 	}
-	if v.entry == entryDecodeUplink {
-		v.normalize, _ = goja.AssertFunction(v.rt.Get("normalizeUplink"))
-	}
-	v.date = v.rt.Get("Date")
 	for i := range v.bytes {
 		v.bytes[i] = v.rt.ToValue(i)
 	}

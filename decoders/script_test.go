@@ -203,6 +203,7 @@ func TestScriptCompileErrors(t *testing.T) {
 		{"no entry point", "var x = 1;", "test.js: script defines none of decodeUplink"},
 		{"top level throws", "\n\nthrow new Error('boom');", "test.js:3:7: script threw: Error: boom"},
 		{"top level loops", "while (true) {}", "test.js:1:"},
+		{"entry point is a looping getter", "Object.defineProperty(globalThis, 'decodeUplink', {get: function () { while (true) {} }});", "test.js:1:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -321,5 +322,19 @@ func TestScriptPoolBusy(t *testing.T) {
 	<-done
 	if err != nil && !errors.Is(err, ErrBusy) {
 		t.Errorf("err = %v, want nil or ErrBusy", err)
+	}
+}
+
+// TestScriptReplacedDate checks that recvTime is a real Date even when the script replaces the
+// global Date constructor.
+func TestScriptReplacedDate(t *testing.T) {
+	s := mustScript(t, "Date = function () { throw new Error('no dates') };\n"+
+		"function decodeUplink(i) { return {data: {y: i.recvTime.getUTCFullYear()}} }")
+	out, err := s.Decode(context.Background(), testInput())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := out.Data["y"]; got != 2026.0 {
+		t.Errorf("y = %v, want 2026", got)
 	}
 }
