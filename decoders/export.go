@@ -105,30 +105,46 @@ func plain(v any, budget *int, depth int) (any, error) {
 	return nil, nil // functions, symbols and other values JSON cannot carry
 }
 
-// strings reads a warnings or errors array; anything else in it is formatted.
+// Bounds of a warnings or errors list: they travel on every uplink message.
+const (
+	maxMessages      = 64
+	maxMessageLength = 1 << 10
+)
+
+// stringList reads a warnings or errors array, at most maxMessages entries of at most
+// maxMessageLength bytes; entries that are not strings are formatted.
 func stringList(v any) []string {
+	var items []any
 	switch x := v.(type) {
 	case nil:
 		return nil
 	case []any:
-		if len(x) == 0 {
-			return nil
-		}
-		out := make([]string, 0, len(x))
-		for _, e := range x {
-			switch s := e.(type) {
-			case string:
-				out = append(out, s)
-			case float64:
-				out = append(out, strconv.FormatFloat(s, 'g', -1, 64))
-			default:
-				out = append(out, fmt.Sprint(e))
-			}
-		}
-		return out
-	case string:
-		return []string{x}
+		items = x
 	default:
-		return []string{fmt.Sprint(x)}
+		items = []any{x}
 	}
+	if len(items) == 0 {
+		return nil
+	}
+	out := make([]string, 0, min(len(items), maxMessages+1))
+	for i, e := range items {
+		if i == maxMessages {
+			out = append(out, fmt.Sprintf("(%d more)", len(items)-maxMessages))
+			break
+		}
+		var s string
+		switch x := e.(type) {
+		case string:
+			s = x
+		case float64:
+			s = strconv.FormatFloat(x, 'g', -1, 64)
+		default:
+			s = fmt.Sprint(e)
+		}
+		if len(s) > maxMessageLength {
+			s = s[:maxMessageLength] + "…"
+		}
+		out = append(out, s)
+	}
+	return out
 }
