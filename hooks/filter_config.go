@@ -88,17 +88,21 @@ func (c *FilterConfig) Validate() error {
 		if d.Device == "" {
 			errs = append(errs, fmt.Errorf("%s.device: required (a name or a pattern such as \"*\")", p))
 		}
-		for key, pat := range map[string]string{"tenant": d.Tenant, "device": d.Device} {
-			if _, err := path.Match(pat, ""); err != nil {
-				errs = append(errs, fmt.Errorf("%s.%s: bad pattern %q", p, key, pat))
-			}
-		}
+		errs = append(errs, validatePattern(p+".tenant", d.Tenant)...)
+		errs = append(errs, validatePattern(p+".device", d.Device)...)
 		if len(d.Metrics) == 0 {
 			errs = append(errs, fmt.Errorf("%s.metrics: required (use \"*\" for every metric)", p))
 		}
 		errs = append(errs, validateMetrics(p+".metrics", d.Metrics)...)
 	}
 	return errors.Join(errs...)
+}
+
+func validatePattern(key, pat string) []error {
+	if _, err := path.Match(pat, ""); err != nil {
+		return []error{fmt.Errorf("%s: bad pattern %q", key, pat)}
+	}
+	return nil
 }
 
 func validateMetrics(prefix string, m map[string]Deadband) []error {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"path"
 )
 
 // LimitConfig configures flood protection (yaml `limits:`): token buckets that bound the
@@ -58,11 +57,8 @@ func (c *LimitConfig) Validate() error {
 		if o.Tenant == "" && o.Device == "" {
 			errs = append(errs, fmt.Errorf("%s: set tenant, device or both (use device for the global rate)", p))
 		}
-		for key, pat := range map[string]string{"tenant": o.Tenant, "device": o.Device} {
-			if _, err := path.Match(pat, ""); err != nil {
-				errs = append(errs, fmt.Errorf("%s.%s: bad pattern %q", p, key, pat))
-			}
-		}
+		errs = append(errs, validatePattern(p+".tenant", o.Tenant)...)
+		errs = append(errs, validatePattern(p+".device", o.Device)...)
 		errs = append(errs, validateRate(p, o.Rate, o.Burst)...)
 	}
 	return errors.Join(errs...)
