@@ -77,3 +77,29 @@ func TestStateSkipsUnchangedAndRejectsDamage(t *testing.T) {
 		t.Fatalf("data dir holds %d files, want only the snapshot (no temporary files left)", len(entries))
 	}
 }
+
+// A damaged or hostile snapshot never panics and never loads half: either every series or
+// none.
+func FuzzLoadState(f *testing.F) {
+	dir := f.TempDir()
+	good := filepath.Join(dir, "seed")
+	src, _ := newTestFilter(f, scriptedConfig())
+	runScript(src, 0, 20)
+	feed(src, uplink("dev-2", t0, sluice.Reading{Metric: "temperature", Value: 3}))
+	if err := src.SaveState(good); err != nil {
+		f.Fatal(err)
+	}
+	seed, _ := os.ReadFile(good)
+	f.Add(seed)
+	f.Add(seed[:len(seed)/2])
+	f.Add([]byte("SLSOC\x00\x00\x01"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		path := filepath.Join(t.TempDir(), StateFile)
+		os.WriteFile(path, raw, 0o600)
+		g, _ := newTestFilter(t, scriptedConfig())
+		_, n, err := g.LoadState(path)
+		if tracked := g.series.len(); err != nil && tracked != 0 || err == nil && tracked > n {
+			t.Fatalf("loaded %d series (reported %d) with error %v", tracked, n, err)
+		}
+	})
+}
