@@ -47,7 +47,7 @@ func NewLimiter(cfg LimitConfig, now func() time.Time, log zerolog.Logger, reg p
 
 // Allow takes one token from the connection's bucket and one from the device's, and returns
 // "" when both had one. Otherwise it takes none and returns the reason: LimitConnection or
-// LimitDevice.
+// LimitDevice. An empty device (a route that does not name it) has no device bucket.
 func (l *Limiter) Allow(client, tenant, device string) string {
 	now := l.now().UnixNano()
 	var buf [128]byte
