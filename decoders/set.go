@@ -30,9 +30,10 @@ type Set struct {
 	mu      sync.Mutex         // serializes Reload
 	sources map[string]*source // loaded scripts and templates, by decoder name
 
-	closeOnce sync.Once
-	done      chan struct{}
-	running   sync.WaitGroup
+	runMu   sync.Mutex // orders Run's start against Close
+	closed  bool
+	done    chan struct{}
+	running sync.WaitGroup
 }
 
 // source is a script or template loaded from disk.
@@ -238,7 +239,23 @@ func (s *Set) load(f found, next map[string]Decoder, change *Change) error {
 
 // Close stops Run and waits for it to return. It is idempotent and returns nil.
 func (s *Set) Close() error {
-	s.closeOnce.Do(func() { close(s.done) })
+	s.runMu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.done)
+	}
+	s.runMu.Unlock()
 	s.running.Wait()
 	return nil
+}
+
+// started registers a running Run; false when the set is already closed.
+func (s *Set) started() bool {
+	s.runMu.Lock()
+	defer s.runMu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.running.Add(1)
+	return true
 }

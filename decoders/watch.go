@@ -22,7 +22,9 @@ const settle = 150 * time.Millisecond
 // and line:column and the previous version keeps serving. Run returns nil when stopped, or an
 // error when the watch cannot start. Without watch it just waits.
 func (s *Set) Run(ctx context.Context) error {
-	s.running.Add(1)
+	if !s.started() {
+		return nil
+	}
 	defer s.running.Done()
 	if !s.cfg.Watch {
 		select {
