@@ -193,6 +193,9 @@ func TestACLPublishOwnTopicOnly(t *testing.T) {
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("monitor received %q, want %q", got, want)
 	}
+	if got := b.counter(t, "sluice_broker_disconnects_total", "reason", "not_authorized"); got != 1 {
+		t.Errorf("sluice_broker_disconnects_total{reason=not_authorized}: got %v, want 1", got)
+	}
 	for action, want := range map[string]float64{"publish": 3, "subscribe": 2} {
 		if got := b.counter(t, "sluice_broker_acl_denied_total", "action", action); got != want {
 			t.Errorf("sluice_broker_acl_denied_total{action=%q}: got %v, want %v", action, got, want)

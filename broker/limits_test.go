@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	paho5 "github.com/eclipse/paho.golang/paho"
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/mochi-mqtt/server/v2/packets"
 
@@ -277,4 +279,52 @@ func TestSlowSubscriberDropsAreCounted(t *testing.T) {
 		t.Fatalf("sluice_broker_outbound_dropped_total{reason=pending_writes_full}: got 0 after %d messages to a subscriber that reads nothing", n)
 	}
 	t.Logf("%v of %d messages dropped for the slow subscriber", dropped, n+1)
+}
+
+// A keep-alive of 0 (never time out) is replaced by max_keep_alive, and MQTT 5 clients are
+// told so in CONNACK.
+func TestKeepAliveCap(t *testing.T) {
+	cfg := authConfig(t)
+	cfg.MaxKeepAlive = 2 * time.Minute
+	b := start(t, cfg)
+	conn, err := net.Dial("tcp", b.Addrs()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cl := paho5.NewClient(paho5.ClientConfig{Conn: conn})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ca, err := cl.Connect(ctx, &paho5.Connect{ClientID: "ka", KeepAlive: 0, CleanStart: true,
+		Username: "dev-1", UsernameFlag: true, Password: []byte("secret-dev-1"), PasswordFlag: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Disconnect(&paho5.Disconnect{})
+	if p := ca.Properties; p == nil || p.ServerKeepAlive == nil || *p.ServerKeepAlive != 120 {
+		t.Errorf("CONNACK server keep alive: got %+v, want 120", p)
+	}
+	if p := ca.Properties; p.TopicAliasMaximum == nil || *p.TopicAliasMaximum != 16 {
+		t.Errorf("CONNACK topic alias maximum: got %+v, want 16", p)
+	}
+}
+
+// A connection that never sends CONNECT is closed after connect_timeout.
+func TestConnectTimeout(t *testing.T) {
+	cfg := broker.DefaultConfig()
+	cfg.Listeners = []broker.ListenerConfig{{ID: "tcp", Type: "tcp", Address: "127.0.0.1:0"}, {ID: "ws", Type: "ws", Address: "127.0.0.1:0"}}
+	cfg.ConnectTimeout = 100 * time.Millisecond
+	b := start(t, cfg)
+	for i, addr := range b.Addrs() {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err = conn.Read(make([]byte, 1))
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Errorf("listener %d: a silent connection was still open after 10s (connect_timeout 100ms)", i)
+		}
+		conn.Close()
+	}
 }
