@@ -83,7 +83,7 @@ sink: {targets: [{name: main, database_url: "", batch_rows: 0}]}
 `, []string{
 			`log.level: "loud" is not one of trace, debug, info, warn, error`,
 			`mqtt.listeners[0].address: "0.0.0.0:1883" is not loopback, but allow_anonymous is on`,
-			`mqtt.listeners[1].type: "udp" is not one of tcp, ws`,
+			`mqtt.listeners[1].type: "udp" is not one of tcp, tls, ws, wss`,
 			`mqtt.listeners[1].address: "x" is not host:port`,
 			`nats.max_bytes: 10KiB is below the minimum of 1MiB`,
 			`routes[0].topic: "sensors/+/up": has no {device} level`,

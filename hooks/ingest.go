@@ -174,24 +174,17 @@ func (h *Ingest) deliver(ctx context.Context, msg *Message, msgID string, u *slu
 	return err
 }
 
-// refuse turns a failed store into the broker's answer. MQTT 5 clients get a PUBACK with a
-// reason code (0x97 quota exceeded when the buffer is full, 0x80 otherwise); MQTT 3.1.1 has no
-// negative PUBACK, so no PUBACK is sent and the client resends the message later.
+// refuse turns a failed store into the broker's answer (see refusal): MQTT 5 gets reason 0x97
+// quota exceeded when the buffer is full, 0x80 otherwise; MQTT 3.1.1 gets no acknowledgement,
+// so the client keeps the message and resends it.
 func (h *Ingest) refuse(cl *mqtt.Client, msg *Message, err error) error {
-	full := errors.Is(err, sluice.ErrBufferFull)
-	reason := "error"
-	if full {
-		reason = "full"
+	reason, code := "error", packets.ErrUnspecifiedError
+	if errors.Is(err, sluice.ErrBufferFull) {
+		reason, code = "full", packets.ErrQuotaExceeded
 	}
 	h.m.refused.WithLabelValues(reason).Inc()
 	h.warn.Warn().Err(err).Str("client", cl.ID).Str("topic", msg.Topic).Msg("publish refused: not stored")
-	if cl.Properties.ProtocolVersion < 5 {
-		return packets.ErrRejectPacket
-	}
-	if full {
-		return packets.ErrQuotaExceeded
-	}
-	return packets.ErrUnspecifiedError
+	return refusal(cl, msg.QoS, msg.PacketID, code)
 }
 
 func dropReason(err error) string {

@@ -86,25 +86,7 @@ func (l *Limiter) Refuse(cl *mqtt.Client, pk packets.Packet, reason, tenant, dev
 	l.m.limited.WithLabelValues(reason, strconv.Itoa(int(qos))).Inc()
 	l.warn.Warn().Str("reason", reason).Str("client", cl.ID).Str("tenant", tenant).Str("device", device).
 		Uint8("qos", qos).Msg("publish over the rate limit refused")
-	switch {
-	case qos == 0 || cl.Properties.ProtocolVersion < 5:
-		return packets.ErrRejectPacket
-	case qos == 1:
-		return packets.ErrMessageRateTooHigh // mochi sends the PUBACK with this reason
-	}
-	// mochi would answer a refused QoS 2 publish with a PUBACK; MQTT 5 wants a PUBREC
-	// (MQTT-3.5.2.1), which ends the exchange when its reason is an error.
-	rc := packets.ErrMessageRateTooHigh
-	rec := packets.Packet{
-		FixedHeader: packets.FixedHeader{Type: packets.Pubrec},
-		PacketID:    pk.PacketID,
-		ReasonCode:  rc.Code,
-		Properties:  packets.Properties{ReasonString: rc.Reason},
-	}
-	if err := cl.WritePacket(rec); err != nil {
-		return err // the connection is broken: mochi closes it
-	}
-	return packets.ErrRejectPacket
+	return refusal(cl, qos, pk.PacketID, packets.ErrMessageRateTooHigh)
 }
 
 // buckets is an LRU-bounded set of token buckets.
