@@ -108,22 +108,26 @@ func readingsViews(schema string, classes []string, caggs bool) []step {
 	JOIN %s s ON s.id = l.series_id`, q("readings_latest"), q("latest"), series)},
 	}
 	for _, b := range buckets {
-		var inner string
-		if caggs {
-			inner = unionAll(classes, "series_id, bucket, avg, min, max, count, first, last", func(c string) string {
-				return classNames{schema, c}.qcagg(b)
-			})
-		} else {
-			inner = fmt.Sprintf(`SELECT series_id, date_trunc('%s', time, 'UTC') AS bucket,
-			avg(value) AS avg, min(value) AS min, max(value) AS max, count(*) AS count,
-			(array_agg(value ORDER BY time))[1] AS first, (array_agg(value ORDER BY time DESC))[1] AS last
-		FROM (%s) m
-		GROUP BY 1, 2`, b.unit, unionAll(classes, "time, series_id, value", table))
+		view := q("readings_" + b.suffix)
+		if !caggs {
+			// Grouped by every series column, so that filters on tenant, device and metric are
+			// pushed below the aggregation and reach the series index before any raw row is read.
+			steps = append(steps, step{sql: fmt.Sprintf(`CREATE OR REPLACE VIEW %s AS
+	SELECT s.tenant, s.device, s.metric, date_trunc('%s', m.time, 'UTC') AS bucket,
+		avg(m.value) AS avg, min(m.value) AS min, max(m.value) AS max, count(*) AS count,
+		(array_agg(m.value ORDER BY m.time))[1] AS first, (array_agg(m.value ORDER BY m.time DESC))[1] AS last, s.unit
+	FROM (%s) m
+	JOIN %s s ON s.id = m.series_id
+	GROUP BY s.id, s.tenant, s.device, s.metric, s.unit, 4`, view, b.unit, unionAll(classes, "time, series_id, value", table), series)})
+			continue
 		}
+		inner := unionAll(classes, "series_id, bucket, avg, min, max, count, first, last", func(c string) string {
+			return classNames{schema, c}.qcagg(b)
+		})
 		steps = append(steps, step{sql: fmt.Sprintf(`CREATE OR REPLACE VIEW %s AS
 	SELECT s.tenant, s.device, s.metric, a.bucket, a.avg, a.min, a.max, a.count, a.first, a.last, s.unit
 	FROM (%s) a
-	JOIN %s s ON s.id = a.series_id`, q("readings_"+b.suffix), inner, series)})
+	JOIN %s s ON s.id = a.series_id`, view, inner, series)})
 	}
 	return steps
 }

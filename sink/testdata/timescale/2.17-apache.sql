@@ -23,25 +23,23 @@ CREATE OR REPLACE VIEW "sluice"."readings_latest" AS
 	JOIN "sluice"."series" s ON s.id = l.series_id;
 
 CREATE OR REPLACE VIEW "sluice"."readings_1h" AS
-	SELECT s.tenant, s.device, s.metric, a.bucket, a.avg, a.min, a.max, a.count, a.first, a.last, s.unit
-	FROM (SELECT series_id, date_trunc('hour', time, 'UTC') AS bucket,
-			avg(value) AS avg, min(value) AS min, max(value) AS max, count(*) AS count,
-			(array_agg(value ORDER BY time))[1] AS first, (array_agg(value ORDER BY time DESC))[1] AS last
-		FROM (SELECT time, series_id, value FROM "sluice"."measurements_standard"
+	SELECT s.tenant, s.device, s.metric, date_trunc('hour', m.time, 'UTC') AS bucket,
+		avg(m.value) AS avg, min(m.value) AS min, max(m.value) AS max, count(*) AS count,
+		(array_agg(m.value ORDER BY m.time))[1] AS first, (array_agg(m.value ORDER BY m.time DESC))[1] AS last, s.unit
+	FROM (SELECT time, series_id, value FROM "sluice"."measurements_standard"
 		UNION ALL SELECT time, series_id, value FROM "sluice"."measurements_free"
 		UNION ALL SELECT time, series_id, value FROM "sluice"."measurements_archive") m
-		GROUP BY 1, 2) a
-	JOIN "sluice"."series" s ON s.id = a.series_id;
+	JOIN "sluice"."series" s ON s.id = m.series_id
+	GROUP BY s.id, s.tenant, s.device, s.metric, s.unit, 4;
 
 CREATE OR REPLACE VIEW "sluice"."readings_1d" AS
-	SELECT s.tenant, s.device, s.metric, a.bucket, a.avg, a.min, a.max, a.count, a.first, a.last, s.unit
-	FROM (SELECT series_id, date_trunc('day', time, 'UTC') AS bucket,
-			avg(value) AS avg, min(value) AS min, max(value) AS max, count(*) AS count,
-			(array_agg(value ORDER BY time))[1] AS first, (array_agg(value ORDER BY time DESC))[1] AS last
-		FROM (SELECT time, series_id, value FROM "sluice"."measurements_standard"
+	SELECT s.tenant, s.device, s.metric, date_trunc('day', m.time, 'UTC') AS bucket,
+		avg(m.value) AS avg, min(m.value) AS min, max(m.value) AS max, count(*) AS count,
+		(array_agg(m.value ORDER BY m.time))[1] AS first, (array_agg(m.value ORDER BY m.time DESC))[1] AS last, s.unit
+	FROM (SELECT time, series_id, value FROM "sluice"."measurements_standard"
 		UNION ALL SELECT time, series_id, value FROM "sluice"."measurements_free"
 		UNION ALL SELECT time, series_id, value FROM "sluice"."measurements_archive") m
-		GROUP BY 1, 2) a
-	JOIN "sluice"."series" s ON s.id = a.series_id;
+	JOIN "sluice"."series" s ON s.id = m.series_id
+	GROUP BY s.id, s.tenant, s.device, s.metric, s.unit, 4;
 
 -- skipped compression, retention and continuous aggregates: timescaledb.license is 'apache' (they need the community license 'timescale'); readings_1h and readings_1d aggregate raw readings at query time
