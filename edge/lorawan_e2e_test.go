@@ -386,3 +386,75 @@ func TestSampleConfigRoutesLoRaWAN(t *testing.T) {
 		t.Errorf("registry %+v, dedup %+v, subscribe %+v: want no registry, a 1m window, no subscription", cfg.Registry, cfg.Dedup, cfg.Subscribe)
 	}
 }
+
+// BenchmarkLoRaWANSubscriber measures the subscribing mode end to end into JetStream: b.N
+// ChirpStack uplinks published at QoS 1 to the local Mosquitto, each acknowledged by Sluice
+// only once stored. Reports stored uplinks per second.
+func BenchmarkLoRaWANSubscriber(b *testing.B) {
+	prefix := "sluice-bench-" + nuid.Next() + "/"
+	cfg := sitetest.Config(b)
+	cfg.Routes = lorawanRoutes(prefix)
+	sub := hooks.DefaultSubscriberConfig()
+	sub.Name, sub.Broker, sub.ClientID = "ns", "tcp://"+mosquittoAddr, "sluice-"+nuid.Next()
+	sub.Topics = []string{prefix + "application/+/device/+/event/+"}
+	cfg.Subscribe = []hooks.SubscriberConfig{sub}
+	site := sitetest.Start(b, cfg)
+	stored := func() float64 {
+		mfs, _ := site.Registry().Gather()
+		for _, mf := range mfs {
+			if mf.GetName() == "sluice_subscriber_messages_total" {
+				for _, m := range mf.GetMetric() {
+					for _, l := range m.GetLabel() {
+						if l.GetName() == "result" && l.GetValue() == "stored" {
+							return m.GetCounter().GetValue()
+						}
+					}
+				}
+			}
+		}
+		return 0
+	}
+	for time.Sleep(300 * time.Millisecond); ; time.Sleep(10 * time.Millisecond) {
+		mfs, _ := site.Registry().Gather()
+		up := false
+		for _, mf := range mfs {
+			if mf.GetName() == "sluice_subscriber_connected" && mf.GetMetric()[0].GetGauge().GetValue() == 1 {
+				up = true
+			}
+		}
+		if up {
+			break
+		}
+	}
+	ns := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + mosquittoAddr).SetClientID("ns-" + nuid.Next()))
+	if tok := ns.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		b.Fatalf("connect: %v", tok.Error())
+	}
+	defer ns.Disconnect(100)
+	const topic = "application/17c82e96-be03-4f38-aef3-f83d48582d97/device/a840414bf185f3b2/event/up"
+	events := make([][]byte, b.N)
+	for i := range events {
+		events[i] = upEvent(&testing.T{}, i+1)
+	}
+	b.ResetTimer()
+	start := time.Now()
+	// Bursts of 500: Mosquitto queues at most max_queued_messages (1000 by default) for a
+	// session and drops the rest, so the publisher waits for Sluice to catch up.
+	const burst = 500
+	for sent := 0; sent < b.N; {
+		toks := make([]paho.Token, 0, burst)
+		for ; sent < b.N && len(toks) < burst; sent++ {
+			toks = append(toks, ns.Publish(prefix+topic, 1, false, events[sent]))
+		}
+		for _, tok := range toks {
+			tok.Wait()
+		}
+		for stored() < float64(sent) {
+			if time.Since(start) > 2*time.Minute {
+				b.Fatalf("stored %v of %d", stored(), sent)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "uplinks/s")
+}
