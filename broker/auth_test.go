@@ -202,3 +202,30 @@ func TestACLPublishOwnTopicOnly(t *testing.T) {
 		}
 	}
 }
+
+// mosquitto_sub: a subscription beyond the ACL is denied; one inside it receives.
+func TestMosquittoSubACL(t *testing.T) {
+	b := start(t, authConfig(t))
+	host, port, _ := strings.Cut(b.Addrs()[0], ":")
+	out, err := exec.Command("mosquitto_sub", "-h", host, "-p", port, "-u", "dev-1", "-P", "secret-dev-1",
+		"-t", "sensors/#", "-C", "1", "-W", "5").CombinedOutput()
+	if !strings.Contains(string(out), "All subscription requests were denied.") {
+		t.Errorf("mosquitto_sub beyond the ACL: got %v: %q, want 'All subscription requests were denied.'", err, out)
+	}
+	sub := exec.Command("mosquitto_sub", "-h", host, "-p", port, "-u", "monitor", "-P", "secret-monitor",
+		"-t", "sensors/#", "-C", "1", "-W", "10", "-q", "1")
+	var got strings.Builder
+	sub.Stdout = &got
+	if err := sub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The message is retained: mosquitto_sub receives it whether it subscribes before or after.
+	pub, err := connect3(t, "tcp://"+b.Addrs()[0], "dev-2", "dev-2", "secret-dev-2", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub.Publish("sensors/dev-2/up", 1, true, "hello").WaitTimeout(5 * time.Second)
+	if err := sub.Wait(); err != nil || got.String() != "hello\n" {
+		t.Errorf("mosquitto_sub inside the ACL: got %v, %q, want \"hello\"", err, got.String())
+	}
+}
