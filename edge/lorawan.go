@@ -8,6 +8,9 @@ import (
 	"github.com/sluice-iot/sluice/hooks"
 )
 
+// Subscriptions feed the ingest pipeline.
+var _ hooks.Handler = (*hooks.Ingest)(nil)
+
 // lorawan is the part of a site serving LoRaWAN network servers: the device registry (reloaded
 // while the site runs), the de-duplication window, and the subscriptions to other brokers.
 type lorawan struct {
