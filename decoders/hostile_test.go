@@ -3,6 +3,7 @@ package decoders
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -133,5 +134,51 @@ func TestHostileContextDeadline(t *testing.T) {
 	}
 	if elapsed := time.Since(start); elapsed > hostileBound {
 		t.Errorf("decode took %v; the context deadline should cut the 10s timeout short", elapsed)
+	}
+}
+
+// TestHostileConcurrent mixes well-behaved and looping calls from many goroutines on a pool of
+// two runtimes: every good call gets its own answer, every bad one a timeout.
+func TestHostileConcurrent(t *testing.T) {
+	cfg := testConfig()
+	cfg.PoolSize = 2
+	s, err := NewScript("mixed", "mixed.js", []byte(`var calls = 0;
+		function decodeUplink(input) {
+			calls++;
+			if (input.bytes[0] === 255) { while (true) {} }
+			return {data: {echo: input.bytes[0] * 256 + input.bytes[1]}};
+		}`), cfg, ScriptOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		go func() {
+			for i := 0; i < 30; i++ {
+				in := testInput(byte(g), byte(i))
+				hostile := i%10 == 9
+				if hostile {
+					in = testInput(255, 0)
+				}
+				out, err := s.Decode(context.Background(), in)
+				switch {
+				case hostile && !errors.Is(err, ErrTimeout):
+					errs <- fmt.Errorf("hostile call: err = %v, want ErrTimeout", err)
+					return
+				case !hostile && err != nil:
+					errs <- fmt.Errorf("call %d/%d: %v", g, i, err)
+					return
+				case !hostile && out.Data["echo"] != float64(g*256+i):
+					errs <- fmt.Errorf("call %d/%d: echo = %v, want %d", g, i, out.Data["echo"], g*256+i)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }
