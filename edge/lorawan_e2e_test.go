@@ -14,6 +14,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
 	"github.com/sluice-iot/sluice/decoders"
@@ -457,4 +459,51 @@ func BenchmarkLoRaWANSubscriber(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "uplinks/s")
+}
+
+// A network server that sends one event twice (a redelivery: same deduplicationId) gets it
+// stored once in the buffer, even with Sluice's own de-duplication window off: the JetStream
+// message id is the event id.
+func TestLoRaWANRedeliveryCollapsesInTheBuffer(t *testing.T) {
+	cfg := sitetest.Config(t)
+	cfg.Routes = lorawanRoutes("")
+	cfg.Dedup.Window = 0
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.NATS.Listen = ln.Addr().String()
+	ln.Close()
+	site := sitetest.Start(t, cfg)
+	const topic = "application/17c82e96-be03-4f38-aef3-f83d48582d97/device/a840414bf185f3b2/event/up"
+	event := string(csEvent(t, "chirpstack_up_object.json", nil))
+	mosquittoPub(t, site.MQTTAddr, topic, event, 1)
+	mosquittoPub(t, site.MQTTAddr, topic, event, 1)
+	if got := counter(t, site.Site, "sluice_ingest_messages_total", map[string]string{"result": "decoded"}); got != 2 {
+		t.Fatalf("sluice_ingest_messages_total{result=decoded}: got %v, want 2 (both copies decoded)", got)
+	}
+
+	nc, err := nats.Connect("nats://" + cfg.NATS.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stream, err := js.Stream(ctx, cfg.NATS.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := "sluice.up.52f14cd4-c6f1-4fbd-8f87-4025e1d49242.a840414bf185f3b2"
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.State.Subjects[subject]; n != 1 {
+		t.Errorf("messages on %s: got %d, want 1", subject, n)
+	}
 }
