@@ -54,8 +54,12 @@ func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*Broker, er
 		Capabilities:             caps,
 		ClientNetWriteBufferSize: int(cfg.WriteBufferSize),
 		ClientNetReadBufferSize:  int(cfg.ReadBufferSize),
-		Logger:                   newSlog(log),
-		InlineClient:             false,
+		// mochi warns once per dropped message on some paths ("client store quota reached"):
+		// its warnings are sampled; the drops themselves are counted by the drops hook.
+		Logger: newSlog(log.Sample(&zerolog.LevelSampler{
+			WarnSampler: &zerolog.BurstSampler{Burst: 20, Period: 10 * time.Second},
+		})),
+		InlineClient: false,
 	})
 	b := &Broker{cfg: cfg, log: log, srv: srv}
 	for i, l := range cfg.Listeners {
