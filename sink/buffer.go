@@ -32,7 +32,9 @@ type Buffer struct {
 	nc *nats.Conn
 	js jetstream.JetStream
 
-	floor     floors // consumers whose unacknowledged messages are never reclaimed (budget.go)
+	floor     floors       // consumers whose unacknowledged messages are never reclaimed (budget.go)
+	group     *groupCommit // stores QoS 1/2 publishes in groups (group.go)
+	gm        *groupMetrics
 	closeOnce sync.Once
 }
 
@@ -49,6 +51,7 @@ func NewBuffer(cfg BufferConfig, dataDir string, log zerolog.Logger, reg prometh
 		dataDir: dataDir,
 		log:     log.With().Str("component", "buffer").Logger(),
 		m:       newBufferMetrics(reg),
+		gm:      newGroupMetrics(reg),
 	}, nil
 }
 
@@ -87,6 +90,11 @@ func (b *Buffer) Open(ctx context.Context) error {
 		b.Close()
 		return err
 	}
+	var syncer *blockSyncer
+	if b.cfg.Fsync && b.ns != nil {
+		syncer = newBlockSyncer(b.cfg.StoreDir, b.cfg.Stream)
+	}
+	b.group = newGroupCommit(b.js, syncer, b.cfg.PublishTimeout, b.gm)
 	return nil
 }
 
@@ -102,9 +110,8 @@ func (b *Buffer) startEmbedded() (*server.Server, error) {
 		DontListen:         true,
 		MaxPayload:         8 << 20,
 	}
-	if b.cfg.Fsync {
-		opts.SyncAlways = true
-	}
+	// With fsync, Sluice syncs once per group of publishes (group.go) rather than the server
+	// once per message (sync_always).
 	if b.cfg.Listen != "" {
 		host, port, err := net.SplitHostPort(b.cfg.Listen)
 		if err != nil {
@@ -153,39 +160,36 @@ func (b *Buffer) ensureStream(ctx context.Context) error {
 }
 
 // Publish stores data on subject with msgID for de-duplication. With wait it returns once
-// JetStream has stored the message (or failed to); without, it enqueues the message in the
-// bounded asynchronous window and returns at once (failures are counted, not returned).
-// A full stream yields sluice.ErrBufferFull.
+// JetStream has stored the message (or failed to), and with nats.fsync once it is on disk:
+// concurrent waiting publishes are stored as one group (group.go). Without wait, it enqueues
+// the message in the bounded asynchronous window and returns at once (failures are counted,
+// not returned). A full stream yields sluice.ErrBufferFull.
 func (b *Buffer) Publish(ctx context.Context, subject, msgID string, data []byte, wait bool) error {
 	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
 	if msgID != "" {
 		msg.Header.Set(jetstream.MsgIDHeader, msgID)
 	}
 	start := time.Now()
-	f, err := b.js.PublishMsgAsync(msg)
-	if err != nil {
-		b.m.publishFailed.WithLabelValues(reason(err)).Inc()
-		return fmt.Errorf("publish to %s: %w", subject, err)
-	}
-	if !wait {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
-	defer cancel()
-	select {
-	case <-f.Ok():
-		b.m.publishSeconds.Observe(time.Since(start).Seconds())
-		return nil
-	case err := <-f.Err():
+	if wait {
+		err := b.group.store(ctx, msg)
+		if err == nil {
+			b.m.publishSeconds.Observe(time.Since(start).Seconds())
+			return nil
+		}
 		b.m.publishFailed.WithLabelValues(reason(err)).Inc()
 		if isFull(err) {
 			return fmt.Errorf("publish to %s: %w", subject, sluice.ErrBufferFull)
 		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("publish to %s: no acknowledgement: %w", subject, err)
+		}
 		return fmt.Errorf("publish to %s: %w", subject, err)
-	case <-ctx.Done():
-		b.m.publishFailed.WithLabelValues("timeout").Inc()
-		return fmt.Errorf("publish to %s: no acknowledgement: %w", subject, ctx.Err())
 	}
+	if _, err := b.js.PublishMsgAsync(msg); err != nil {
+		b.m.publishFailed.WithLabelValues(reason(err)).Inc()
+		return fmt.Errorf("publish to %s: %w", subject, err)
+	}
+	return nil
 }
 
 // isFull reports whether err is JetStream refusing a message for the stream's limits
@@ -241,6 +245,12 @@ func (b *Buffer) Check(ctx context.Context) error {
 // connection and shuts the embedded server down. It is idempotent.
 func (b *Buffer) Close() error {
 	b.closeOnce.Do(func() {
+		if b.group != nil {
+			b.group.close()
+			if b.group.sync != nil {
+				b.group.sync.close()
+			}
+		}
 		if b.js != nil {
 			select {
 			case <-b.js.PublishAsyncComplete():
