@@ -153,7 +153,6 @@ func (s *Subscriber) Run(ctx context.Context) error {
 		filters[t] = byte(s.cfg.QoS)
 	}
 	o.SetOnConnectHandler(func(c paho.Client) {
-		s.m.connected.Set(1)
 		s.m.connects.Inc()
 		s.log.Info().Str("broker", s.cfg.Broker).Msg("connected")
 		// Subscribing again on every connection is harmless with a persistent session and
@@ -162,7 +161,9 @@ func (s *Subscriber) Run(ctx context.Context) error {
 			tok := c.SubscribeMultiple(filters, handle)
 			if !tok.WaitTimeout(s.cfg.ConnectTimeout) || tok.Error() != nil {
 				s.log.Error().Err(tok.Error()).Strs("topics", s.cfg.Topics).Msg("subscribe failed; retried on the next connection")
+				return
 			}
+			s.m.connected.Set(1)
 		}()
 	})
 	o.SetConnectionLostHandler(func(_ paho.Client, err error) {
@@ -224,7 +225,7 @@ func NewSubscriberMetrics(reg prometheus.Registerer) *SubscriberMetrics {
 		}, []string{"subscription", "result"}),
 		connected: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sluice_subscriber_connected",
-			Help: "1 while the subscription is connected to its broker.",
+			Help: "1 while the subscription is connected to its broker and subscribed.",
 		}, []string{"subscription"}),
 		connects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_subscriber_connects_total",

@@ -11,6 +11,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/nats-io/nuid"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
 )
 
@@ -21,9 +22,9 @@ func (f handlerFunc) Handle(ctx context.Context, msg *Message) error { return f(
 
 const localMosquitto = "127.0.0.1:1883"
 
-func runSubscriber(t *testing.T, cfg SubscriberConfig, h Handler) (stop func()) {
+func runSubscriber(t *testing.T, cfg SubscriberConfig, h Handler, m *SubscriberMetrics) (stop func()) {
 	t.Helper()
-	s, err := NewSubscriber(cfg, h, zerolog.Nop(), NewSubscriberMetrics(prometheus.NewRegistry()))
+	s, err := NewSubscriber(cfg, h, zerolog.Nop(), m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,12 +47,12 @@ func TestSubscriberAcksOnlyStoredMessages(t *testing.T) {
 	cfg.Name, cfg.Broker, cfg.ClientID, cfg.Topics = "ns", "tcp://"+localMosquitto, "sluice-"+nuid.Next(), []string{topic}
 
 	refused := make(chan struct{}, 100)
+	m := NewSubscriberMetrics(prometheus.NewRegistry())
 	stop := runSubscriber(t, cfg, handlerFunc(func(context.Context, *Message) error {
 		refused <- struct{}{}
 		return errors.New("buffer full")
-	}))
-	// Register the persistent session before publishing.
-	time.Sleep(300 * time.Millisecond)
+	}), m)
+	waitSubscribed(t, m)
 	pub := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + localMosquitto).SetClientID("pub-" + nuid.Next()))
 	if tok := pub.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("connect: %v", tok.Error())
@@ -76,7 +77,7 @@ func TestSubscriberAcksOnlyStoredMessages(t *testing.T) {
 		mu.Unlock()
 		got <- struct{}{}
 		return nil
-	}))
+	}), NewSubscriberMetrics(prometheus.NewRegistry()))
 	defer stop()
 	select {
 	case <-got:
@@ -101,5 +102,22 @@ func TestSubscriberConfigValidate(t *testing.T) {
 		"keep_alive: must be at least 1s"
 	if err := c.Validate(); err == nil || err.Error() != want {
 		t.Errorf("got:\n%v\nwant:\n%s", err, want)
+	}
+}
+
+// waitSubscribed waits until the subscription "ns" holds its subscriptions on the broker.
+func waitSubscribed(t *testing.T, m *SubscriberMetrics) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var g dto.Metric
+		m.connected.WithLabelValues("ns").Write(&g)
+		if g.GetGauge().GetValue() == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not subscribed within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
