@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,7 +147,7 @@ func waitCount(t testing.TB, schema, query string, want int64, timeout time.Dura
 	deadline := time.Now().Add(timeout)
 	for {
 		var n int64
-		if err := conn.QueryRow(context.Background(), query).Scan(&n); err != nil {
+		if err := conn.QueryRow(context.Background(), query).Scan(&n); err != nil && !strings.Contains(err.Error(), "does not exist") {
 			t.Fatalf("%s: %v", query, err)
 		}
 		if n >= want || time.Now().After(deadline) {

@@ -105,22 +105,41 @@ func (t *Target) lag(ctx context.Context, ts *TargetStatus) error {
 	return nil
 }
 
-// startLossCount sets where counting evictions starts: past the acknowledgement floor of a
-// consumer that existed (what was evicted while Sluice was down counts too), at the stream's
-// first message for a new one (it starts from what is there).
-func (t *Target) startLossCount(ctx context.Context, cons jetstream.Consumer) {
-	ci := cons.CachedInfo()
-	t.lastFirst = ci.AckFloor.Stream + 1
-	if ci.Delivered.Stream == 0 {
-		if s, err := t.buf.JetStream().Stream(ctx, t.buf.Stream()); err == nil {
-			t.lastFirst = max(t.lastFirst, s.CachedInfo().State.FirstSeq)
-		}
+// startLossCount sets where counting evictions starts: after the acknowledgement floor of a
+// consumer that existed (what was evicted while Sluice was down counts too); a new consumer
+// starts from its first delivery.
+func (t *Target) startLossCount(cons jetstream.Consumer) {
+	t.prevSeq = cons.CachedInfo().AckFloor.Stream
+}
+
+// noteDelivery counts the messages the buffer evicted before delivering them to this target:
+// a first delivery whose stream sequence skips past the previous one, over sequences the
+// stream no longer holds. (A skip over sequences it holds is other subjects: failures and
+// dead letters; those evicted along with uplinks are counted too, so the count errs high.)
+func (t *Target) noteDelivery(ctx context.Context, msg jetstream.Msg) {
+	md, err := msg.Metadata()
+	if err != nil || md.NumDelivered > 1 {
+		return
+	}
+	seq, prev := md.Sequence.Stream, t.prevSeq
+	t.prevSeq = max(prev, seq)
+	if prev == 0 || seq <= prev+1 {
+		return
+	}
+	s, err := t.buf.JetStream().Stream(ctx, t.buf.Stream())
+	if err != nil {
+		return
+	}
+	if first := s.CachedInfo().State.FirstSeq; first > prev+1 {
+		n := int64(min(first, seq) - (prev + 1))
+		t.lost.Add(n)
+		t.m.lost.Add(float64(n))
+		t.warn.Error().Int64("messages", n).Str("when_full", t.buf.cfg.WhenFull).
+			Msg("the buffer evicted messages before this target committed them")
 	}
 }
 
-// observe updates the lag gauge and counts the uplinks the buffer evicted before this target
-// committed them (its first sequence moved past the target's acknowledgement floor). It asks
-// the buffer at most every two seconds.
+// observe updates the lag gauge, at most every two seconds.
 func (t *Target) observe(ctx context.Context, cons jetstream.Consumer) {
 	if time.Since(t.lastLag) < 2*time.Second {
 		return
@@ -131,18 +150,4 @@ func (t *Target) observe(ctx context.Context, cons jetstream.Consumer) {
 		return
 	}
 	t.m.pending.Set(float64(ci.NumPending + uint64(ci.NumAckPending)))
-	s, err := t.buf.JetStream().Stream(ctx, t.buf.Stream())
-	if err != nil {
-		return
-	}
-	first := s.CachedInfo().State.FirstSeq
-	from := max(ci.AckFloor.Stream+1, t.lastFirst)
-	if first > from {
-		n := int64(first - from)
-		t.lost.Add(n)
-		t.m.lost.Add(float64(n))
-		t.log.Error().Int64("messages", n).Str("when_full", t.buf.cfg.WhenFull).
-			Msg("the buffer evicted messages this target had not committed")
-	}
-	t.lastFirst = max(first, t.lastFirst)
 }

@@ -49,7 +49,7 @@ type Target struct {
 	state     string
 	lastErr   error
 	lastLag   time.Time
-	lastFirst uint64 // the stream's first sequence when losses were last counted
+	prevSeq   uint64 // stream sequence of the last message delivered (evictions, status.go)
 	progress  time.Time
 	written   atomic.Int64 // rows committed since start
 	lost      atomic.Int64 // messages evicted before this target committed them
@@ -128,7 +128,7 @@ func (t *Target) Run(ctx context.Context) error {
 	}
 	defer it.Stop()
 	t.setState(nil)
-	t.startLossCount(ctx, cons)
+	t.startLossCount(cons)
 	t.log.Info().Str("start", t.cfg.Start).Msg("sink started")
 
 	var b batch
@@ -223,6 +223,9 @@ func (t *Target) fill(ctx context.Context, it jetstream.MessagesContext, b *batc
 	for {
 		if accept != nil && !accept(msg) {
 			return true, nil
+		}
+		if accept == nil {
+			t.noteDelivery(ctx, msg)
 		}
 		var u *sluice.Uplink
 		if read == nil {

@@ -1,0 +1,113 @@
+package sink_test
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-iot/sluice/internal/pgtest"
+	"github.com/sluice-iot/sluice/internal/tcpproxy"
+	"github.com/sluice-iot/sluice/sink"
+)
+
+// With when_full: drop_oldest, a full buffer takes new messages by evicting the oldest, and the
+// target counts every evicted message it had not received: stored plus lost is exactly what was
+// published.
+func TestDropOldestCountsWhatItDrops(t *testing.T) {
+	buf := openBuffer(t, func(c *sink.BufferConfig) { c.MaxBytes = 1 << 20; c.WhenFull = sink.WhenFullDropOldest })
+	u, err := url.Parse(pgtest.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := tcpproxy.Start(t, u.Host)
+	u.Host = proxy.Addr
+	cfg := targetConfig(t, "fresh")
+	cfg.DatabaseURL = u.String()
+	cfg.BatchRows = 10 // fetches ahead at most 20 messages: the rest wait in the buffer
+	reg := prometheus.NewRegistry()
+	tg := startTarget(t, buf, cfg, reg)
+
+	note := strings.Repeat("x", 4000)
+	at := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+	published := 0
+	pub := func(n int) {
+		for range n {
+			up := uplink(fmt.Sprintf("d%05d", published), "dev", at.Add(time.Duration(published)*time.Second), float64(published))
+			up.Data = map[string]any{"note": note}
+			publish(t, buf, up) // never refused: the oldest make room
+			published++
+		}
+	}
+	pub(10)
+	if n := waitCount(t, cfg.Schema, "SELECT count(*) FROM readings", 10, 30*time.Second); n != 10 {
+		t.Fatalf("before the outage: got %d readings, want 10", n)
+	}
+	proxy.Cut()
+	pub(600) // about 2.4 MB into a 1 MiB budget
+	proxy.Restore()
+	var r sink.TargetStatus
+	waitFor(t, 60*time.Second, "the target to drain and count its losses", func() bool {
+		r = tg.Report(context.Background())
+		return r.LagMessages == 0 && r.Lost > 0 && r.State == sink.StateOK
+	})
+	stored := pgtest.Count(t, cfg.Schema, "SELECT count(*) FROM readings")
+	t.Logf("published %d, stored %d, counted lost %d", published, stored, r.Lost)
+	if stored >= int64(published) {
+		t.Fatalf("stored %d of %d: nothing was evicted from a 1 MiB budget", stored, published)
+	}
+	if stored+r.Lost != int64(published) {
+		t.Fatalf("stored %d + lost %d != published %d: evictions miscounted", stored, r.Lost, published)
+	}
+	if got := counter(t, reg, "sluice_sink_lost_messages_total", "", ""); got != float64(r.Lost) {
+		t.Fatalf("sluice_sink_lost_messages_total: got %v, want %d", got, r.Lost)
+	}
+}
+
+// A target new to the buffer starts where its start says; one that exists keeps its place.
+func TestTargetStartPoints(t *testing.T) {
+	buf := openBuffer(t, nil)
+	at := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+	n := 0
+	pub := func(k int) {
+		for range k {
+			publish(t, buf, uplink(fmt.Sprintf("s%03d", n), "dev", at.Add(time.Duration(n)*time.Second), float64(n)))
+			n++
+		}
+	}
+	pub(10)
+	time.Sleep(20 * time.Millisecond)
+	mid := time.Now().UTC()
+	pub(10)
+
+	all := targetConfig(t, "all_history")
+	since := targetConfig(t, "since_mid")
+	since.Start = mid.Format(time.RFC3339Nano)
+	fresh := targetConfig(t, "only_new")
+	fresh.Start = sink.StartNew
+	startTarget(t, buf, all, nil)
+	startTarget(t, buf, since, nil)
+	f := startTarget(t, buf, fresh, nil)
+	waitFor(t, 30*time.Second, "the new target to consume", func() bool {
+		return f.Report(context.Background()).State == sink.StateOK
+	})
+	pub(5)
+	f.stop()
+	pub(3) // stored while only_new is down: it must get them when it comes back
+	startTarget(t, buf, fresh, nil)
+
+	for _, c := range []struct {
+		cfg  sink.TargetConfig
+		want int64
+	}{{all, 28}, {since, 18}, {fresh, 8}} {
+		got := waitCount(t, c.cfg.Schema, "SELECT count(*) FROM readings", c.want, 30*time.Second)
+		time.Sleep(100 * time.Millisecond)
+		if got = pgtest.Count(t, c.cfg.Schema, "SELECT count(*) FROM readings"); got != c.want {
+			t.Errorf("target %s (start %s): got %d readings, want %d", c.cfg.Name, c.cfg.Start, got, c.want)
+		}
+	}
+}
