@@ -14,7 +14,7 @@ import (
 // become 1 or 0, and everything else (strings, nulls) stays in the data only. Readings come out
 // sorted by metric, so the same object always yields the same slice.
 func Flatten(data map[string]any, t time.Time) []sluice.Reading {
-	var out []sluice.Reading
+	out := make([]sluice.Reading, 0, len(data))
 	flatten(&out, "", data, t)
 	slices.SortFunc(out, func(a, b sluice.Reading) int { return strings.Compare(a.Metric, b.Metric) })
 	return out
