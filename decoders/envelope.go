@@ -68,8 +68,16 @@ type Envelope struct {
 	// Normalized is The Things Stack normalized_payload; nil when absent.
 	Normalized []map[string]any
 
-	Radio  *Radio        // uplinks only
-	Status *DeviceStatus // ChirpStack status events only
+	Radio    *Radio        // uplinks only
+	Status   *DeviceStatus // ChirpStack status events only
+	Location *Location     // location events only
+}
+
+// Location is a position the network server resolved for a device (ChirpStack location event,
+// The Things Stack location_solved).
+type Location struct {
+	Latitude, Longitude, Altitude float64
+	Accuracy                      *float64 // metres, when given
 }
 
 // Radio is the reception of one uplink, over every gateway that heard it.
@@ -191,4 +199,22 @@ func (e *Envelope) StatusReadings(t time.Time) []sluice.Reading {
 		sluice.Reading{Metric: "lora.external_power", Value: ext, Time: t},
 		sluice.Reading{Metric: "lora.margin", Value: float64(s.Margin), Unit: "dB", Time: t},
 	)
+}
+
+// LocationReadings are the readings of a location event at time t: lora.latitude,
+// lora.longitude, lora.altitude and, when given, lora.accuracy.
+func (e *Envelope) LocationReadings(t time.Time) []sluice.Reading {
+	l := e.Location
+	if l == nil {
+		return nil
+	}
+	out := []sluice.Reading{
+		{Metric: "lora.altitude", Value: l.Altitude, Unit: "m", Time: t},
+		{Metric: "lora.latitude", Value: l.Latitude, Unit: "°", Time: t},
+		{Metric: "lora.longitude", Value: l.Longitude, Unit: "°", Time: t},
+	}
+	if l.Accuracy != nil {
+		out = append([]sluice.Reading{{Metric: "lora.accuracy", Value: *l.Accuracy, Unit: "m", Time: t}}, out...)
+	}
+	return out
 }

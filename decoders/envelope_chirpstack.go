@@ -56,7 +56,7 @@ type chirpStackEvent struct {
 	Description     string          `json:"description"`
 	QueueItemID     string          `json:"queueItemId"`
 	DownlinkID      json.RawMessage `json:"downlinkId"`
-	Location        json.RawMessage `json:"location"`
+	Location        *locationJSON   `json:"location"`
 	IntegrationName string          `json:"integrationName"`
 }
 
@@ -134,8 +134,26 @@ func unwrapChirpStack(topic string, payload []byte) (*Envelope, error) {
 			s.Battery = *ev.BatteryLevel
 		}
 		env.Status = s
+	case KindLocation:
+		if env.DevEUI == "" || ev.Location == nil {
+			return nil, errors.New("location event has no deviceInfo.devEui or no location")
+		}
+		env.Location = ev.Location.location()
 	}
 	return env, nil
+}
+
+// locationJSON is common.Location (ChirpStack) and lorawan.Location (The Things Stack): the
+// same field names in both.
+type locationJSON struct {
+	Latitude  float64  `json:"latitude"`
+	Longitude float64  `json:"longitude"`
+	Altitude  float64  `json:"altitude"`
+	Accuracy  *float64 `json:"accuracy"`
+}
+
+func (l *locationJSON) location() *Location {
+	return &Location{Latitude: l.Latitude, Longitude: l.Longitude, Altitude: l.Altitude, Accuracy: l.Accuracy}
 }
 
 // chirpStackKind takes the event type from the topic's "event/<type>" levels (ChirpStack's

@@ -81,6 +81,9 @@ func FuzzUnwrap(f *testing.F) {
 			if env.Kind == KindStatus && env.Status == nil {
 				t.Fatalf("status event without status: %+v", env)
 			}
+			if env.Kind == KindLocation && env.Location == nil {
+				t.Fatalf("location event without location: %+v", env)
+			}
 		}
 	})
 }

@@ -47,13 +47,15 @@ type ttnMessage struct {
 		ReceivedAt string `json:"received_at"`
 	} `json:"uplink_message"`
 
-	JoinAccept       json.RawMessage `json:"join_accept"`
-	DownlinkAck      json.RawMessage `json:"downlink_ack"`
-	DownlinkNack     json.RawMessage `json:"downlink_nack"`
-	DownlinkSent     json.RawMessage `json:"downlink_sent"`
-	DownlinkFailed   json.RawMessage `json:"downlink_failed"`
-	DownlinkQueued   json.RawMessage `json:"downlink_queued"`
-	LocationSolved   json.RawMessage `json:"location_solved"`
+	JoinAccept     json.RawMessage `json:"join_accept"`
+	DownlinkAck    json.RawMessage `json:"downlink_ack"`
+	DownlinkNack   json.RawMessage `json:"downlink_nack"`
+	DownlinkSent   json.RawMessage `json:"downlink_sent"`
+	DownlinkFailed json.RawMessage `json:"downlink_failed"`
+	DownlinkQueued json.RawMessage `json:"downlink_queued"`
+	LocationSolved *struct {
+		Location *locationJSON `json:"location"`
+	} `json:"location_solved"`
 	ServiceData      json.RawMessage `json:"service_data"`
 	DownlinkInvalid  json.RawMessage `json:"downlink_queue_invalidated"`
 	DownlinkReplaced json.RawMessage `json:"downlink_queue_replaced"`
@@ -78,6 +80,16 @@ func unwrapTTN(topic string, payload []byte) (*Envelope, error) {
 			env.ID = c
 			break
 		}
+	}
+	if env.Kind == KindLocation {
+		if ids.DeviceID == "" && env.DevEUI == "" || m.LocationSolved.Location == nil {
+			return nil, errors.New("location_solved has no end device ids or no location")
+		}
+		env.Location = m.LocationSolved.Location.location()
+		if t, err := time.Parse(time.RFC3339Nano, m.ReceivedAt); err == nil {
+			env.Time = t.UTC()
+		}
+		return env, nil
 	}
 	if env.Kind != KindUp {
 		return env, nil

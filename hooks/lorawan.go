@@ -123,7 +123,7 @@ func (h *Ingest) handleEnvelope(ctx context.Context, msg *Message, m Match) erro
 	}
 	tenant := firstOf(entryTenant(entry), m.Tenant, env.Tenant, "default")
 	switch env.Kind {
-	case decoders.KindUp, decoders.KindStatus:
+	case decoders.KindUp, decoders.KindStatus, decoders.KindLocation:
 	case decoders.KindJoin:
 		lm.events.WithLabelValues(string(rc.Format), env.Kind).Inc()
 		if h.lora.dedup != nil {
@@ -195,9 +195,14 @@ func (h *Ingest) envelopeUplink(ctx context.Context, msg *Message, m Match, env 
 			maps.Copy(u.Tags, entry.Tags)
 		}
 	}
-	if env.Kind == decoders.KindStatus {
+	switch env.Kind {
+	case decoders.KindStatus:
 		u.Decoder = string(rc.Format) + ":status"
 		u.Readings = env.StatusReadings(at)
+		return h.deliver(ctx, msg, msgID, u, nil)
+	case decoders.KindLocation:
+		u.Decoder = string(rc.Format) + ":location"
+		u.Readings = env.LocationReadings(at)
 		return h.deliver(ctx, msg, msgID, u, nil)
 	}
 

@@ -63,6 +63,7 @@ var lorawanRoutes = []RouteConfig{
 	{Topic: "application/+/device/+/event/+", Format: decoders.FormatChirpStack, LoRaWAN: LoRaWANRouteConfig{RadioReadings: true}},
 	{Topic: "v3/+/devices/+/up", Format: decoders.FormatTTN},
 	{Topic: "v3/+/devices/+/join", Format: decoders.FormatTTN},
+	{Topic: "v3/+/devices/+/location/solved", Format: decoders.FormatTTN},
 }
 
 const testRegistry = `devices:
@@ -127,6 +128,9 @@ func eventTopic(file string) string {
 	kind := strings.Split(name, "_")[1]
 	if strings.HasPrefix(name, "chirpstack_") {
 		return "application/" + ev.DeviceInfo.ApplicationID + "/device/" + ev.DeviceInfo.DevEUI + "/event/" + kind
+	}
+	if kind == "location" {
+		kind = "location/solved"
 	}
 	return "v3/farm@acme/devices/" + ev.EndDeviceIDs.DeviceID + "/" + kind
 }
