@@ -241,8 +241,11 @@ WHERE hypertable_schema = $1 AND proc_name IN ('policy_compression', 'policy_ret
 	coalesce(extract(epoch FROM j.schedule_interval)::float8, -1)
 FROM timescaledb_information.continuous_aggregates c
 LEFT JOIN timescaledb_information.jobs j
-	ON j.hypertable_schema = c.materialization_hypertable_schema AND j.hypertable_name = c.materialization_hypertable_name
-	AND j.proc_name = 'policy_refresh_continuous_aggregate'
+	ON j.proc_name = 'policy_refresh_continuous_aggregate'
+	-- The jobs view names the materialization hypertable in older versions and the view itself
+	-- in newer ones (2.23 does).
+	AND (j.hypertable_schema = c.materialization_hypertable_schema AND j.hypertable_name = c.materialization_hypertable_name
+		OR j.hypertable_schema = c.view_schema AND j.hypertable_name = c.view_name)
 WHERE c.view_schema = $1`, schema)
 	if err != nil {
 		return nil, fmt.Errorf("read continuous aggregates: %w", err)

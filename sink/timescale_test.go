@@ -170,6 +170,7 @@ func timescaleIntegration(t *testing.T, version string) {
 		if proc == "policy_refresh_continuous_aggregate" {
 			return count(`SELECT count(*) FROM timescaledb_information.jobs j JOIN timescaledb_information.continuous_aggregates c
 				ON j.hypertable_schema = c.materialization_hypertable_schema AND j.hypertable_name = c.materialization_hypertable_name
+				OR j.hypertable_schema = c.view_schema AND j.hypertable_name = c.view_name
 				WHERE c.view_schema = $1 AND j.proc_name = $2`, cfg.Schema, proc)
 		}
 		return count("SELECT count(*) FROM timescaledb_information.jobs WHERE hypertable_schema = $1 AND proc_name = $2", cfg.Schema, proc)
