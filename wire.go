@@ -16,7 +16,7 @@ const (
 // EncodeUplink returns the wire form of u (JSON, version WireVersion).
 func EncodeUplink(u *Uplink) ([]byte, error) {
 	u.V = WireVersion
-	b, err := appendUplink(make([]byte, 0, 1024), u)
+	b, err := appendUplink(make([]byte, 0, 384+96*len(u.Readings)+32*len(u.Data)), u)
 	if err != nil {
 		return nil, fmt.Errorf("encode uplink %q: %w", u.ID, err)
 	}

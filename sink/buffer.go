@@ -165,9 +165,9 @@ func (b *Buffer) ensureStream(ctx context.Context) error {
 // the message in the bounded asynchronous window and returns at once (failures are counted,
 // not returned). A full stream yields sluice.ErrBufferFull.
 func (b *Buffer) Publish(ctx context.Context, subject, msgID string, data []byte, wait bool) error {
-	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
+	msg := &nats.Msg{Subject: subject, Data: data}
 	if msgID != "" {
-		msg.Header.Set(jetstream.MsgIDHeader, msgID)
+		msg.Header = nats.Header{jetstream.MsgIDHeader: []string{msgID}} // already canonical
 	}
 	start := time.Now()
 	if wait {

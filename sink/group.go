@@ -58,27 +58,23 @@ func newGroupCommit(js jetstream.JetStream, syncer *blockSyncer, timeout time.Du
 	return g
 }
 
-// store returns once msg is stored (and synced when fsync is on) or failed to be.
+// store returns once msg is stored (and synced when fsync is on) or failed to be. It needs no
+// timer of its own: the committer fails a group whose acknowledgements do not arrive within
+// the publish timeout, and a full queue drains as the committer works.
 func (g *groupCommit) store(ctx context.Context, msg *nats.Msg) error {
 	p := &pendingPub{msg: msg, done: make(chan struct{})}
-	timer := time.NewTimer(g.timeout)
-	defer timer.Stop()
 	select {
 	case g.queue <- p:
 	case <-g.quit:
 		return nats.ErrConnectionClosed
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-timer.C:
-		return context.DeadlineExceeded
 	}
 	select {
 	case <-p.done:
 		return p.err
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-timer.C:
-		return context.DeadlineExceeded
 	}
 }
 
