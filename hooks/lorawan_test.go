@@ -488,3 +488,48 @@ func TestLoRaWANIdentityAndPreference(t *testing.T) {
 		})
 	}
 }
+
+// The registry's decoder gets the device's variables, the fPort and the payload.
+func TestLoRaWANRegistryVariablesReachTheDecoder(t *testing.T) {
+	script, err := decoders.NewScript("acme/th", "decoder.js", []byte(`
+function decodeUplink(input) {
+  return {data: {offset: Number(input.variables.offset), port: input.fPort, first: input.bytes[0]}};
+}`), decoders.DefaultConfig(), decoders.ScriptOptions{Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	router, err := NewRouter(lorawanRoutes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := &capture{}
+	h, err := NewIngest(router, decoders.NewSet(script), pub, zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "devices.csv")
+	os.WriteFile(file, []byte("device,decoder,variables\na840414bf185f3b2,acme/th,offset=-1.5\n"), 0o600)
+	reg, err := NewRegistry(RegistryConfig{File: file}, h.Decoders(), zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.UseLoRaWAN(reg, nil)
+	topic := eventTopic("testdata/lorawan/chirpstack_up_object.json")
+	if err := h.Handle(context.Background(), &Message{Topic: topic, Payload: mustRead(t, "chirpstack_up_object.json"), QoS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	got := uplinks(t, pub.take())
+	if len(got) != 1 || got[0].Decoder != "acme/th" {
+		t.Fatalf("got %+v, want one uplink decoded by acme/th", got)
+	}
+	want := map[string]float64{"first": 0x0b, "offset": -1.5, "port": 2}
+	vals := map[string]float64{}
+	for _, r := range got[0].Readings {
+		vals[r.Metric] = r.Value
+	}
+	for k, v := range want {
+		if vals[k] != v {
+			t.Errorf("%s: got %v, want %v (readings %v)", k, vals[k], v, got[0].Readings)
+		}
+	}
+}
