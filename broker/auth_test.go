@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -189,6 +190,7 @@ func TestACLPublishOwnTopicOnly(t *testing.T) {
 	waitFor(t, "the allowed messages", func() bool { return len(seen.list()) >= 2 })
 	time.Sleep(200 * time.Millisecond) // any refused message would have arrived by now
 	got := seen.list()
+	sort.Strings(got)
 	want := []string{"sensors/dev-1/up v3 own", "sensors/dev-1/up v5 own"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("monitor received %q, want %q", got, want)
