@@ -2,7 +2,6 @@ package hooks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"strings"
@@ -11,79 +10,6 @@ import (
 	"github.com/sluice-iot/sluice"
 	"github.com/sluice-iot/sluice/decoders"
 )
-
-// LoRaWANRouteConfig holds the options of a route whose format is chirpstack or ttn.
-type LoRaWANRouteConfig struct {
-	// DeviceID names the device: dev_eui (default; lower-case hex), name (ChirpStack
-	// deviceName, The Things Stack device_id) or id (The Things Stack device_id, else DevEUI).
-	DeviceID string `yaml:"device_id"`
-	// Prefer decides between a local decoder and the network server's decoded object when
-	// both exist: local (default) or network.
-	Prefer string `yaml:"prefer"`
-	// UnknownDevices is what happens to a device the registry does not list: accept (default:
-	// the route's decoder or the network server's object), park (stored on the error subject
-	// with reason "parked", for replay once registered) or reject (counted, stored on the
-	// error subject with reason "rejected").
-	UnknownDevices string `yaml:"unknown_devices"`
-	// RadioReadings adds lora.* readings to every uplink: best RSSI and SNR, gateway count,
-	// fCnt, spreading factor, frequency.
-	RadioReadings bool `yaml:"radio_readings"`
-}
-
-// Unknown-device policies.
-const (
-	PolicyAccept = "accept"
-	PolicyPark   = "park"
-	PolicyReject = "reject"
-)
-
-func (c RouteConfig) validateLoRaWAN() error {
-	var errs []error
-	l := c.LoRaWAN
-	if !c.Format.Valid() {
-		return fmt.Errorf("format: %q is not one of raw, chirpstack, ttn", c.Format)
-	}
-	if !c.Format.Envelope() {
-		if l != (LoRaWANRouteConfig{}) {
-			errs = append(errs, errors.New("device_id, prefer, unknown_devices, radio_readings: only with format chirpstack or ttn"))
-		}
-		if c.Decoder == "" {
-			errs = append(errs, errors.New("decoder: required with format raw"))
-		}
-		return errors.Join(errs...)
-	}
-	switch l.DeviceID {
-	case "", "dev_eui", "name", "id":
-	default:
-		errs = append(errs, fmt.Errorf("device_id: %q is not one of dev_eui, name, id", l.DeviceID))
-	}
-	switch l.Prefer {
-	case "", "local", "network":
-	default:
-		errs = append(errs, fmt.Errorf("prefer: %q is not one of local, network", l.Prefer))
-	}
-	switch l.UnknownDevices {
-	case "", PolicyAccept, PolicyPark, PolicyReject:
-	default:
-		errs = append(errs, fmt.Errorf("unknown_devices: %q is not one of accept, park, reject", l.UnknownDevices))
-	}
-	return errors.Join(errs...)
-}
-
-// prefixed splits a joined error into its problems, each prefixed with a key path.
-func prefixed(prefix string, err error) []error {
-	var list []error
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		list = j.Unwrap()
-	} else {
-		list = []error{err}
-	}
-	out := make([]error, len(list))
-	for i, e := range list {
-		out[i] = fmt.Errorf("%s%w", prefix, e)
-	}
-	return out
-}
 
 // loraStage is what ingest needs for LoRaWAN envelopes besides decoders: the device registry
 // and the de-duplication window, both optional.
@@ -99,63 +25,62 @@ func (h *Ingest) UseLoRaWAN(registry *Registry, dedup *Dedup) {
 	h.lora.registry, h.lora.dedup = registry, dedup
 }
 
+// inbound is one network-server event on its way through handleEnvelope.
+type inbound struct {
+	msg            *Message
+	route          *RouteConfig
+	env            *decoders.Envelope
+	entry          *Device // nil for a device the registry does not list
+	tenant, device string
+	id, msgID      string
+	recv           time.Time
+}
+
 // handleEnvelope is Handle for a chirpstack or ttn route: unwrap, identify, de-duplicate,
 // apply the unknown-device policy, decode (the device's decoder, the route's, or the network
 // server's object), store.
 func (h *Ingest) handleEnvelope(ctx context.Context, msg *Message, m Match) error {
 	start := time.Now()
-	recv := start.UTC()
-	rc := m.Route
-	lm := h.lora.m
-	env, err := decoders.Unwrap(rc.Format, msg.Topic, msg.Payload)
+	in := &inbound{msg: msg, route: m.Route, recv: start.UTC()}
+	format := string(m.Route.Format)
+	env, err := decoders.Unwrap(m.Route.Format, msg.Topic, msg.Payload)
 	if err != nil {
-		lm.events.WithLabelValues(string(rc.Format), "invalid").Inc()
-		id, msgID := uplinkID(msg)
-		return h.deliver(ctx, msg, msgID, nil, &sluice.Failure{
-			ID: id, Tenant: orUnknown(m.Tenant), Device: firstOf(m.Device, topicDevice(msg.Topic), "unknown"), Topic: msg.Topic, ReceivedAt: recv,
-			Reason: "envelope", Error: err.Error(), Payload: msg.Payload,
-		})
+		h.lora.m.events.WithLabelValues(format, "invalid").Inc()
+		in.id, in.msgID = uplinkID(msg)
+		in.tenant, in.device = orUnknown(m.Tenant), firstOf(m.Device, topicDevice(msg.Topic), "unknown")
+		return h.fail(ctx, in, "", "envelope", err.Error())
 	}
-	device := deviceID(env, rc.LoRaWAN.DeviceID, m.Device)
-	var entry *Device
-	if h.lora.registry != nil {
-		entry = h.lora.registry.Lookup(device, env.DevEUI, env.DeviceName, env.DeviceID)
-	}
-	tenant := firstOf(entryTenant(entry), m.Tenant, env.Tenant, "default")
+	h.lora.m.events.WithLabelValues(format, env.Kind).Inc()
+	in.env = env
+	in.device = deviceID(env, m.Route.LoRaWAN.DeviceID, m.Device)
 	switch env.Kind {
 	case decoders.KindUp, decoders.KindStatus, decoders.KindLocation:
 	case decoders.KindJoin:
-		lm.events.WithLabelValues(string(rc.Format), env.Kind).Inc()
 		if h.lora.dedup != nil {
-			h.lora.dedup.Reset(device) // a (re)joined device counts its frames from 0 again
+			h.lora.dedup.Reset(in.device) // a (re)joined device counts its frames from 0 again
 		}
 		return nil
 	default:
-		lm.events.WithLabelValues(string(rc.Format), env.Kind).Inc()
 		return nil
 	}
-	lm.events.WithLabelValues(string(rc.Format), env.Kind).Inc()
-
-	id, msgID := uplinkID(msg)
-	if env.ID != "" { // the network server's id: a redelivered or re-sent event is stored once
-		id = env.ID + "/" + env.Kind
-		msgID = id
+	if h.lora.registry != nil {
+		in.entry = h.lora.registry.Lookup(in.device, env.DevEUI, env.DeviceName, env.DeviceID)
 	}
-	fail := func(reason, text string) error {
-		return h.deliver(ctx, msg, msgID, nil, &sluice.Failure{
-			ID: id, Tenant: tenant, Device: device, Topic: msg.Topic, ReceivedAt: recv,
-			Reason: reason, Error: text, Payload: msg.Payload,
-		})
+	in.tenant = firstOf(entryTenant(in.entry), m.Tenant, env.Tenant, "default")
+	in.id, in.msgID = uplinkID(msg)
+	if env.ID != "" { // the network server's id: a redelivered or re-sent event is stored once
+		in.id = env.ID + "/" + env.Kind
+		in.msgID = in.id
 	}
 
 	var claim *dedupClaim
 	if env.Kind == decoders.KindUp && h.lora.dedup != nil {
 		var dup bool
-		if claim, dup = h.lora.dedup.Claim(device, *env.FCnt, *env.FPort, env.Payload); dup {
+		if claim, dup = h.lora.dedup.Claim(in.device, *env.FCnt, *env.FPort, env.Payload); dup {
 			return nil
 		}
 	}
-	err = h.envelopeUplink(ctx, msg, m, env, entry, tenant, device, id, msgID, recv, fail)
+	err = h.envelopeUplink(ctx, in)
 	if err != nil && claim != nil {
 		claim.Release() // not stored: the resend must not be taken for a duplicate
 	}
@@ -163,86 +88,80 @@ func (h *Ingest) handleEnvelope(ctx context.Context, msg *Message, m Match) erro
 	return err
 }
 
-func (h *Ingest) envelopeUplink(ctx context.Context, msg *Message, m Match, env *decoders.Envelope, entry *Device,
-	tenant, device, id, msgID string, recv time.Time, fail func(reason, text string) error) error {
-	rc := m.Route
-	lm := h.lora.m
-	if entry == nil {
-		switch rc.LoRaWAN.UnknownDevices {
+// fail stores the raw event on the error subject with a reason.
+func (h *Ingest) fail(ctx context.Context, in *inbound, decoder, reason, text string) error {
+	return h.deliver(ctx, in.msg, in.msgID, nil, &sluice.Failure{
+		ID: in.id, Tenant: in.tenant, Device: in.device, Topic: in.msg.Topic, ReceivedAt: in.recv,
+		Decoder: decoder, Reason: reason, Error: text, Payload: in.msg.Payload,
+	})
+}
+
+// envelopeUplink turns an identified uplink, status or location event into readings and
+// stores them, or stores the event on the error subject.
+func (h *Ingest) envelopeUplink(ctx context.Context, in *inbound) error {
+	rc, env := in.route, in.env
+	if in.entry == nil {
+		policy := firstOf(rc.LoRaWAN.UnknownDevices, PolicyAccept)
+		h.lora.m.unknown.WithLabelValues(policy).Inc()
+		switch policy {
 		case PolicyPark:
-			lm.unknown.WithLabelValues(PolicyPark).Inc()
-			return fail("parked", "device "+device+" is not in the registry")
+			return h.fail(ctx, in, "", "parked", "device "+in.device+" is not in the registry")
 		case PolicyReject:
-			lm.unknown.WithLabelValues(PolicyReject).Inc()
-			return fail("rejected", "device "+device+" is not in the registry")
-		default:
-			lm.unknown.WithLabelValues(PolicyAccept).Inc()
+			return h.fail(ctx, in, "", "rejected", "device "+in.device+" is not in the registry")
 		}
 	}
-	at := recv
+	at := in.recv
 	if !env.Time.IsZero() {
 		at = env.Time
 	}
 	u := &sluice.Uplink{
-		ID: id, Tenant: tenant, Device: device, Topic: msg.Topic, ReceivedAt: recv,
+		ID: in.id, Tenant: in.tenant, Device: in.device, Topic: in.msg.Topic, ReceivedAt: in.recv,
 		FPort: env.FPort, FCnt: env.FCnt, Tags: env.Tags,
 	}
-	if entry != nil {
-		u.Class = entry.Class
-		if len(entry.Tags) > 0 {
-			u.Tags = make(map[string]string, len(env.Tags)+len(entry.Tags))
-			maps.Copy(u.Tags, env.Tags)
-			maps.Copy(u.Tags, entry.Tags)
-		}
-	}
-	switch env.Kind {
-	case decoders.KindStatus:
-		u.Decoder = string(rc.Format) + ":status"
-		u.Readings = env.StatusReadings(at)
-		return h.deliver(ctx, msg, msgID, u, nil)
-	case decoders.KindLocation:
-		u.Decoder = string(rc.Format) + ":location"
-		u.Readings = env.LocationReadings(at)
-		return h.deliver(ctx, msg, msgID, u, nil)
-	}
-
 	decoder := rc.Decoder
 	var vars map[string]string
-	if entry != nil {
-		vars = entry.Variables
-		if entry.Decoder != "" {
-			decoder = entry.Decoder
+	if e := in.entry; e != nil {
+		u.Class, vars = e.Class, e.Variables
+		if e.Decoder != "" {
+			decoder = e.Decoder
+		}
+		if len(e.Tags) > 0 {
+			u.Tags = make(map[string]string, len(env.Tags)+len(e.Tags))
+			maps.Copy(u.Tags, env.Tags)
+			maps.Copy(u.Tags, e.Tags)
 		}
 	}
-	useObject := decoder == "" || rc.LoRaWAN.Prefer == "network" && env.Object != nil
-	var ok bool
-	if useObject {
+	switch {
+	case env.Kind == decoders.KindStatus:
+		u.Decoder, u.Readings = string(rc.Format)+":status", env.StatusReadings(at)
+		return h.deliver(ctx, in.msg, in.msgID, u, nil)
+	case env.Kind == decoders.KindLocation:
+		u.Decoder, u.Readings = string(rc.Format)+":location", env.LocationReadings(at)
+		return h.deliver(ctx, in.msg, in.msgID, u, nil)
+	case decoder == "" || rc.LoRaWAN.Prefer == "network" && env.Object != nil:
+		var ok bool
 		u.Decoder = "network:" + string(rc.Format)
 		if u.Data, u.Readings, ok = env.ObjectReadings(at); !ok {
-			return fail("no_decoder", "device "+device+" has no decoder and the network server sent no decoded object")
+			return h.fail(ctx, in, "", "no_decoder", "device "+in.device+" has no decoder and the network server sent no decoded object")
 		}
-	} else {
+	default:
 		dec, found := h.decoders.Lookup(decoder)
 		if !found {
-			return fail("decode", fmt.Sprintf("decoder %q of device %s is not loaded", decoder, device))
+			return h.fail(ctx, in, decoder, "decode", fmt.Sprintf("decoder %q of device %s is not loaded", decoder, in.device))
 		}
 		out, err := dec.Decode(ctx, &decoders.Input{
-			Bytes: env.Payload, FPort: *env.FPort, RecvTime: at, Variables: vars, Tenant: tenant, Device: device,
+			Bytes: env.Payload, FPort: *env.FPort, RecvTime: at, Variables: vars, Tenant: in.tenant, Device: in.device,
 		})
 		if err != nil {
-			lm.decodeFailed.Inc()
-			f := &sluice.Failure{
-				ID: id, Tenant: tenant, Device: device, Topic: msg.Topic, ReceivedAt: recv,
-				Decoder: dec.Name(), Reason: "decode", Error: err.Error(), Payload: msg.Payload,
-			}
-			return h.deliver(ctx, msg, msgID, nil, f)
+			h.lora.m.decodeFailed.Inc()
+			return h.fail(ctx, in, dec.Name(), "decode", err.Error())
 		}
 		u.Decoder, u.Data, u.Readings, u.Warnings = dec.Name(), out.Data, out.Readings, out.Warnings
 	}
 	if rc.LoRaWAN.RadioReadings {
 		u.Readings = append(u.Readings, env.RadioReadings(at)...)
 	}
-	return h.deliver(ctx, msg, msgID, u, nil)
+	return h.deliver(ctx, in.msg, in.msgID, u, nil)
 }
 
 // deviceID names the device of an envelope as the route asks, falling back to whatever id the
