@@ -128,9 +128,17 @@ func TestOversizedPacket(t *testing.T) {
 // rawConnect opens a TCP connection and completes an MQTT 3.1.1 CONNECT by hand, so that
 // thousands of clients cost the test little.
 func rawConnect(addr, id, user, password string, keepAlive uint16) (net.Conn, error) {
+	return rawConnectTLS(addr, id, user, password, keepAlive, nil)
+}
+
+// rawConnectTLS is rawConnect over TLS when tc is not nil.
+func rawConnectTLS(addr, id, user, password string, keepAlive uint16, tc *tls.Config) (net.Conn, error) {
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		return nil, err
+	}
+	if tc != nil {
+		conn = tls.Client(conn, tc)
 	}
 	pk := packets.Packet{
 		FixedHeader:     packets.FixedHeader{Type: packets.Connect},

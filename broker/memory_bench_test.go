@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -42,9 +43,9 @@ type memStats struct {
 	Clients                              int64
 }
 
-func startMemChild(b *testing.B) *memChild {
+func startMemChild(b *testing.B, env ...string) *memChild {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestMemoryChild$", "-test.v=false")
-	cmd.Env = append(os.Environ(), "SLUICE_MEASURE_BROKER=1")
+	cmd.Env = append(append(os.Environ(), "SLUICE_MEASURE_BROKER=1"), env...)
 	cmd.Stderr = os.Stderr
 	in, _ := cmd.StdinPipe()
 	outPipe, _ := cmd.StdoutPipe()
@@ -82,9 +83,11 @@ func TestMemoryChild(t *testing.T) {
 	cfg := broker.DefaultConfig()
 	cfg.Listeners[0].Address = "127.0.0.1:0"
 	cfg.MaxClients = 100000
-	if y := os.Getenv("SLUICE_MEASURE_CONFIG"); y != "" {
-		if err := yaml.Unmarshal([]byte(y), &cfg); err != nil {
-			t.Fatal(err)
+	for _, key := range []string{"SLUICE_MEASURE_CONFIG", "SLUICE_MEASURE_LISTENER"} {
+		if y := os.Getenv(key); y != "" {
+			if err := yaml.Unmarshal([]byte(y), &cfg); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	b := start(t, cfg)
@@ -114,7 +117,7 @@ func procStatus(key string) uint64 {
 }
 
 // openIdle opens n MQTT 3.1.1 connections that then stay silent (keep-alive 60 s).
-func openIdle(b *testing.B, addr string, n, from int) []net.Conn {
+func openIdle(b *testing.B, addr string, n, from int, tc *tls.Config) []net.Conn {
 	conns := make([]net.Conn, 0, n)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -125,7 +128,7 @@ func openIdle(b *testing.B, addr string, n, from int) []net.Conn {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			c, err := rawConnect(addr, fmt.Sprintf("idle-%d", from+i), "", "", 60)
+			c, err := rawConnectTLS(addr, fmt.Sprintf("idle-%d", from+i), "", "", 60, tc)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -147,11 +150,24 @@ func openIdle(b *testing.B, addr string, n, from int) []net.Conn {
 // BenchmarkMemory reports the broker's resident memory with 1,000 and 10,000 idle
 // connections, and its peak under load (1,000 connections publishing QoS 1 to a subscriber).
 func BenchmarkMemory(b *testing.B) {
-	for _, n := range []int{1000, 10000} {
-		b.Run(fmt.Sprintf("idle-%d", n), func(b *testing.B) {
-			child := startMemChild(b)
+	ca := newCA(b, "measure CA")
+	_, cert, key := ca.issue(b, "127.0.0.1", true)
+	tlsListener := fmt.Sprintf("listeners: [{id: tls, type: tls, address: 127.0.0.1:0, tls: {cert_file: %s, key_file: %s}}]", cert, key)
+	for _, tc := range []struct {
+		name     string
+		n        int
+		listener string
+		tls      *tls.Config
+	}{
+		{"idle-1000", 1000, "", nil},
+		{"idle-10000", 10000, "", nil},
+		{"idle-tls-1000", 1000, tlsListener, &tls.Config{RootCAs: ca.pool, ServerName: "127.0.0.1"}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			n := tc.n
+			child := startMemChild(b, "SLUICE_MEASURE_LISTENER="+tc.listener)
 			base := child.stats(b)
-			conns := openIdle(b, child.addr, n, 0)
+			conns := openIdle(b, child.addr, n, 0, tc.tls)
 			defer func() {
 				for _, c := range conns {
 					c.Close()
@@ -167,8 +183,8 @@ func BenchmarkMemory(b *testing.B) {
 			b.ReportMetric(per, "RSS-B/conn")
 			b.ReportMetric(float64(s.HeapInuse-base.HeapInuse)/float64(n), "heap-B/conn")
 			b.ReportMetric(float64(s.StackInuse-base.StackInuse)/float64(n), "stack-B/conn")
-			b.Logf("%d idle: RSS %d KiB (baseline %d KiB), %.0f B/connection; heap %d KiB, stacks %d KiB",
-				n, s.RSS>>10, base.RSS>>10, per, s.HeapInuse>>10, s.StackInuse>>10)
+			b.Logf("%s: %d idle: RSS %d KiB (baseline %d KiB), %.0f B/connection; heap %d KiB, stacks %d KiB",
+				tc.name, n, s.RSS>>10, base.RSS>>10, per, s.HeapInuse>>10, s.StackInuse>>10)
 		})
 	}
 	b.Run("load-1000", func(b *testing.B) {
