@@ -17,12 +17,14 @@ import (
 //
 //   - staging+merge: the writer (COPY into a temporary table, INSERT … ON CONFLICT DO NOTHING
 //     into the class table, latest moved forward), one transaction;
+//
 //   - staging+merge, redelivered: the same batch again (every row a conflict), as after a
 //     crash or a replay;
+//
 //   - plain COPY: straight into the measurements table: not idempotent (a redelivered batch
 //     fails on the primary key), the floor of what a write can cost.
 //
-//	./scripts/test -run XXX -bench WriteBatch -benchtime 2s ./sink/
+//     ./scripts/test -run XXX -bench WriteBatch -benchtime 2s ./sink/
 func BenchmarkWriteBatch(b *testing.B) {
 	ctx := context.Background()
 	cfg := DefaultTargetConfig()
