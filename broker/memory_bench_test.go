@@ -41,6 +41,7 @@ type memChild struct {
 type memStats struct {
 	RSS, HWM, HeapInuse, StackInuse, Sys uint64
 	Clients                              int64
+	Dropped                              float64 // messages to subscribers dropped, every reason
 }
 
 func startMemChild(b *testing.B, env ...string) *memChild {
@@ -67,8 +68,8 @@ func (c *memChild) stats(b *testing.B) memStats {
 		b.Fatal("child broker died")
 	}
 	var s memStats
-	if _, err := fmt.Sscanf(c.out.Text(), "rss %d hwm %d heap %d stack %d sys %d clients %d",
-		&s.RSS, &s.HWM, &s.HeapInuse, &s.StackInuse, &s.Sys, &s.Clients); err != nil {
+	if _, err := fmt.Sscanf(c.out.Text(), "rss %d hwm %d heap %d stack %d sys %d clients %d dropped %g",
+		&s.RSS, &s.HWM, &s.HeapInuse, &s.StackInuse, &s.Sys, &s.Clients, &s.Dropped); err != nil {
 		b.Fatalf("child stats %q: %v", c.out.Text(), err)
 	}
 	return s
@@ -99,7 +100,11 @@ func TestMemoryChild(t *testing.T) {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		rss, hwm := procStatus("VmRSS:"), procStatus("VmHWM:")
-		fmt.Printf("rss %d hwm %d heap %d stack %d sys %d clients %d\n", rss, hwm, ms.HeapInuse, ms.StackInuse, ms.Sys, b.Clients())
+		var dropped float64
+		for _, reason := range []string{"pending_writes_full", "inflight_full", "expired", "session_ended", "refused_by_client"} {
+			dropped += b.counter(t, "sluice_broker_outbound_dropped_total", "reason", reason)
+		}
+		fmt.Printf("rss %d hwm %d heap %d stack %d sys %d clients %d dropped %g\n", rss, hwm, ms.HeapInuse, ms.StackInuse, ms.Sys, b.Clients(), dropped)
 	}
 }
 
@@ -219,7 +224,9 @@ func BenchmarkMemory(b *testing.B) {
 		s := child.stats(b)
 		b.ReportMetric(float64(s.HWM)/(1<<20), "peak-RSS-MiB")
 		b.ReportMetric(float64(publishers*perPublisher)/time.Since(start).Seconds(), "msg/s")
-		b.Logf("load: %d publishers × %d QoS 1 messages of 200 B to one subscriber: peak RSS %d KiB, RSS after %d KiB, %d delivered",
-			publishers, perPublisher, s.HWM>>10, s.RSS>>10, len(seen.list()))
+		time.Sleep(time.Second) // the subscriber's last messages
+		s = child.stats(b)
+		b.Logf("load: %d publishers × %d QoS 1 messages of 200 B to one subscriber: peak RSS %d KiB, RSS after %d KiB, %d delivered, %v dropped (counted)",
+			publishers, perPublisher, s.HWM>>10, s.RSS>>10, len(seen.list()), s.Dropped)
 	})
 }
