@@ -3,6 +3,7 @@ package sink
 import (
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -192,7 +193,10 @@ func ParsePeriod(s string) (Period, error) {
 		unit   time.Duration
 	}{{"d", 24 * time.Hour}, {"w", 7 * 24 * time.Hour}} {
 		if n, ok := strings.CutSuffix(t, u.suffix); ok {
-			v, err := strconv.ParseInt(n, 10, 32)
+			v, err := strconv.ParseInt(n, 10, 64)
+			if err == nil && (v > math.MaxInt64/int64(u.unit) || v < math.MinInt64/int64(u.unit)) {
+				return 0, fmt.Errorf("invalid period %q: out of range (at most 106751d)", s)
+			}
 			if err != nil {
 				return 0, fmt.Errorf("invalid period %q (want a whole number of days or weeks such as 30d, or a duration such as 12h)", s)
 			}

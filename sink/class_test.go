@@ -22,6 +22,7 @@ func TestParsePeriod(t *testing.T) {
 		{"", 0, ""},
 		{"1.5d", 0, `invalid period "1.5d" (want a whole number of days or weeks such as 30d, or a duration such as 12h)`},
 		{"30 days", 0, `invalid period "30 days" (want 30d, 2w, 12h or 90m)`},
+		{"200000d", 0, `invalid period "200000d": out of range (at most 106751d)`},
 	} {
 		got, err := ParsePeriod(c.in)
 		if c.err != "" {
@@ -120,4 +121,21 @@ func TestStorageConfigValidate(t *testing.T) {
 	if err := DefaultStorageConfig().Validate(); err != nil {
 		t.Errorf("default storage config: %v", err)
 	}
+}
+
+// A period that parses prints as a period that parses to the same value.
+func FuzzParsePeriod(f *testing.F) {
+	for _, s := range []string{"30d", "2w", "12h", "90m", "1h30m", "0", "", "-1d", "1.5h", "9999999999d"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParsePeriod(s)
+		if err != nil {
+			return
+		}
+		back, err := ParsePeriod(p.String())
+		if err != nil || back != p {
+			t.Errorf("ParsePeriod(%q) = %v; its String %q parses to %v, %v", s, p, p.String(), back, err)
+		}
+	})
 }
