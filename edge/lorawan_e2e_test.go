@@ -506,3 +506,31 @@ func TestLoRaWANRedeliveryCollapsesInTheBuffer(t *testing.T) {
 		t.Errorf("messages on %s: got %d, want 1", subject, n)
 	}
 }
+
+// With the quick-start routes and no registry, a ChirpStack device and a The Things Stack
+// device are accepted and their network servers' decoded objects become their readings.
+func TestQuickStartLoRaWANRoutes(t *testing.T) {
+	sample, err := edge.LoadConfig("../configs/sluice.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := sitetest.Config(t)
+	cfg.Routes, cfg.Registry, cfg.Dedup = sample.Routes, sample.Registry, sample.Dedup
+	site := sitetest.Start(t, cfg)
+	mosquittoPub(t, site.MQTTAddr, "application/17c82e96-be03-4f38-aef3-f83d48582d97/device/a840414bf185f3b2/event/up",
+		string(csEvent(t, "chirpstack_up_object.json", nil)), 1)
+	raw, err := os.ReadFile(lorawanTestdata + "ttn_up_decoded.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mosquittoPub(t, site.MQTTAddr, "v3/farm@acme/devices/greenhouse-co2/up", string(raw), 1)
+	if n := site.WaitRows(t, "SELECT count(*) FROM readings", 8, 10*time.Second); n != 8 {
+		t.Fatalf("readings: got %d rows, want 4 from each object", n)
+	}
+	if got := readingsOf(t, site.Schema, "a840414bf185f3b2"); got["temperature"] != 21.5 || got["alarm"] != 0 {
+		t.Errorf("ChirpStack object readings: got %v", got)
+	}
+	if got := readingsOf(t, site.Schema, "a84041000181c0fe"); got["co2"] != 612 {
+		t.Errorf("The Things Stack decoded_payload readings: got %v", got)
+	}
+}
