@@ -36,6 +36,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Messages, "messages", 0, "publish this many messages in total")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "messages per second offered in total; 0 publishes as fast as acknowledged")
 	fs.IntVar(&cfg.Inflight, "inflight", cfg.Inflight, "QoS 1 publishes awaiting PUBACK per connection")
+	fs.StringVar(&cfg.Client, "client", cfg.Client, "the generator's MQTT client: minimal (its own, cheapest) or paho (eclipse/paho.mqtt.golang, for comparison)")
 	fs.DurationVar(&cfg.Outage, "outage", 0, "cut Sluice off from the database for this long during the load (e.g. 30s) and measure the drain")
 	fs.StringVar(&cfg.DatabaseURL, "database-url", os.Getenv("SLUICE_DATABASE_URL"), "PostgreSQL `url` (default $SLUICE_DATABASE_URL)")
 	fs.BoolVar(&cfg.Fsync, "fsync", false, "start Sluice with nats.fsync: every acknowledged uplink synced to disk")

@@ -37,6 +37,8 @@ type Config struct {
 	Rate float64
 	// Inflight is the most QoS 1 publishes awaiting PUBACK per connection.
 	Inflight int
+	// Client is the generator's MQTT client: minimal (its own) or paho (for comparison).
+	Client string
 	// Outage holds the database back for this long while the load goes on; 0 for none.
 	Outage time.Duration
 
@@ -61,6 +63,7 @@ func DefaultConfig() Config {
 		Payload:     PayloadJSON,
 		Duration:    20 * time.Second,
 		Inflight:    16,
+		Client:      ClientMinimal,
 		Schema:      "public",
 	}
 }
@@ -90,6 +93,9 @@ func (c Config) Validate() error {
 	}
 	if c.Rate < 0 {
 		bad("--rate: must not be negative")
+	}
+	if c.Client != ClientMinimal && c.Client != ClientPaho {
+		bad("--client: %q: %v", c.Client, errUnknownClient)
 	}
 	if c.Inflight < 1 || c.Inflight > 65535 {
 		bad("--inflight: %d is outside 1..65535", c.Inflight)

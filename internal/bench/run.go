@@ -64,9 +64,16 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 	}
 
 	// Connect every publisher before the clock starts.
-	pubs := make([]*publisher, cfg.Connections)
+	pubs := make([]mqttClient, cfg.Connections)
 	for i := range pubs {
-		p, err := dialPublisher(brokerAddr, fmt.Sprintf("sluice-bench-%d-%d", os.Getpid(), i), byte(cfg.QoS), cfg.Inflight)
+		id := fmt.Sprintf("sluice-bench-%d-%d", os.Getpid(), i)
+		var p mqttClient
+		var err error
+		if cfg.Client == ClientPaho {
+			p, err = dialPaho(brokerAddr, id, byte(cfg.QoS), cfg.Inflight)
+		} else {
+			p, err = dialPublisher(brokerAddr, id, byte(cfg.QoS), cfg.Inflight)
+		}
 		if err != nil {
 			for _, p := range pubs[:i] {
 				p.close()
@@ -211,9 +218,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 		res.TableRows = -1
 	}
 	for _, p := range pubs {
-		p.mu.Lock()
-		res.puback = append(res.puback, p.latency...)
-		p.mu.Unlock()
+		res.puback = append(res.puback, p.latencies()...)
 	}
 	w.mu.Lock()
 	res.e2e = w.e2e
@@ -234,7 +239,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 
 // load publishes from one connection until n messages (n > 0) or the deadline, at one
 // message per every (0: as fast as the window allows).
-func load(ctx context.Context, p *publisher, kind payloadKind, dev, n int, deadline time.Time, every time.Duration,
+func load(ctx context.Context, p mqttClient, kind payloadKind, dev, n int, deadline time.Time, every time.Duration,
 	start time.Time, written *atomic.Int64) error {
 	topic := kind.topic(dev)
 	payload := make([]byte, 0, 1024)
@@ -275,10 +280,10 @@ func load(ctx context.Context, p *publisher, kind payloadKind, dev, n int, deadl
 	return p.flush()
 }
 
-func ackedTotal(pubs []*publisher) int64 {
+func ackedTotal(pubs []mqttClient) int64 {
 	var n int64
 	for _, p := range pubs {
-		n += p.acked.Load()
+		n += p.ackedCount()
 	}
 	return n
 }

@@ -46,7 +46,7 @@ func childConfig(dir, mqttAddr, httpAddr, dbURL, schema string, fsync bool, temp
 	b.WriteString("  - {topic: \"sensors/{device}/up\", decoder: json, tenant: bench}\n")
 	b.WriteString("  - {topic: \"lpp/{device}/up\", decoder: cayenne-lpp, tenant: bench}\n")
 	if templates != "" {
-		b.WriteString("  - {topic: \"application/+/device/{device}/event/up\", envelope: chirpstack, decoder: dragino/lht65, tenant: bench}\n")
+		b.WriteString("  - {topic: \"application/+/device/+/event/up\", format: chirpstack, decoder: dragino/lht65, tenant: bench}\n")
 	}
 	fmt.Fprintf(&b, "sink:\n  targets:\n    - {name: main, database_url: %q, schema: %s}\n", dbURL, schema)
 	return b.String()
