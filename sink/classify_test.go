@@ -1,0 +1,102 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sluice-iot/sluice"
+)
+
+func TestClassify(t *testing.T) {
+	for _, c := range []struct {
+		err   error
+		class errClass
+		state string
+	}{
+		{&pgconn.PgError{Code: "22021", Message: "invalid byte sequence"}, classData, "22021"},
+		{fmt.Errorf("copy 3 rows: %w", &pgconn.PgError{Code: "23514"}), classData, "23514"},
+		{&pgconn.PgError{Code: "23502"}, classData, "23502"},
+		{&pgconn.PgError{Code: "54000"}, classData, "54000"},
+		{&pgconn.PgError{Code: "23505"}, classTransient, "23505"}, // the expected conflict is merged, never isolated
+		{&pgconn.PgError{Code: "08006"}, classTransient, "08006"},
+		{&pgconn.PgError{Code: "53300"}, classTransient, "53300"},
+		{&pgconn.PgError{Code: "57P01"}, classTransient, "57P01"},
+		{&pgconn.PgError{Code: "40001"}, classTransient, "40001"},
+		{&pgconn.PgError{Code: "42P01"}, classTransient, "42P01"}, // a missing table: retried, never dropped
+		{context.DeadlineExceeded, classTransient, ""},
+		{errors.New("unexpected EOF"), classTransient, ""},
+	} {
+		class, state := classify(c.err)
+		if class != c.class || state != c.state {
+			t.Errorf("classify(%v): got %v %q, want %v %q", c.err, class, state, c.class, c.state)
+		}
+	}
+}
+
+func TestRowLimits(t *testing.T) {
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	l := DefaultRowLimits()
+	u := &sluice.Uplink{Tenant: "t", Device: "d"}
+	ok := sluice.Reading{Metric: "m", Value: 1, Time: now}
+	for _, c := range []struct {
+		name string
+		edit func(u *sluice.Uplink, r *sluice.Reading)
+		want string
+	}{
+		{"valid", func(*sluice.Uplink, *sluice.Reading) {}, ""},
+		{"nan", func(_ *sluice.Uplink, r *sluice.Reading) { r.Value = nan() }, "value is not a finite number"},
+		{"no time", func(_ *sluice.Uplink, r *sluice.Reading) { r.Time = time.Time{} }, "time is missing"},
+		{"year 10000", func(_ *sluice.Uplink, r *sluice.Reading) { r.Time = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) },
+			"time 10000-01-01T00:00:00Z is outside years 1..9999"},
+		{"future", func(_ *sluice.Uplink, r *sluice.Reading) { r.Time = now.Add(25 * time.Hour) },
+			"time 2026-06-02T01:00:00Z is more than 24h0m0s in the future (limits.max_future)"},
+		{"nul device", func(u *sluice.Uplink, _ *sluice.Reading) { u.Device = "a\x00b" }, "device contains a NUL byte"},
+		{"bad utf-8 unit", func(_ *sluice.Uplink, r *sluice.Reading) { r.Unit = "\xff" }, "unit is not valid UTF-8"},
+		{"long tenant", func(u *sluice.Uplink, _ *sluice.Reading) { u.Tenant = strings.Repeat("t", 257) },
+			"tenant is 257 bytes, more than 256 (limits.max_text_bytes)"},
+		{"empty metric", func(_ *sluice.Uplink, r *sluice.Reading) { r.Metric = "" }, "metric is empty"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			uu, r := *u, ok
+			c.edit(&uu, &r)
+			if got := l.check(&uu, &r, now); got != c.want {
+				t.Errorf("got %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
+func nan() float64 { var z float64; return z / z }
+
+func TestTargetConfigValidate(t *testing.T) {
+	c := DefaultTargetConfig()
+	c.DatabaseURL = "postgres://x"
+	c.Start = "yesterday"
+	c.Limits.MaxTextBytes = 0
+	c.Limits.MaxFuture = -time.Second
+	err := c.Validate()
+	want := []string{
+		`start: "yesterday" is not all, new or an RFC 3339 time (2026-01-02T15:04:05Z)`,
+		"limits.max_future: must not be negative (0 disables the check)",
+		"limits.max_text_bytes: 0 is outside 1..2048",
+	}
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q lacks %q", err, w)
+		}
+	}
+	b := DefaultBufferConfig()
+	b.WhenFull = "drop_newest"
+	if err := b.Validate(); err == nil || err.Error() != `when_full: "drop_newest" is not one of refuse, drop_oldest` {
+		t.Errorf("buffer when_full: got %v", err)
+	}
+}
