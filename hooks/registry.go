@@ -250,6 +250,7 @@ func parseRegistryCSV(raw []byte) ([]Device, error) {
 	rd := csv.NewReader(bytes.NewReader(raw))
 	rd.Comment = '#'
 	rd.TrimLeadingSpace = true
+	rd.FieldsPerRecord = -1 // trailing empty columns may be left out
 	rows, err := rd.ReadAll()
 	if err != nil {
 		return nil, err
