@@ -50,7 +50,7 @@ func TestRegistryYAMLAndCSV(t *testing.T) {
 	csvReg, err := newTestRegistry(t, "devices.csv", `# device registry
 device,tenant,decoder,class,variables,tags
 A840414BF185F3B2,farm,cayenne-lpp,long,offset=0.5;unit=C,site=barn;floor=1
-greenhouse-co2,,,,,
+greenhouse-co2
 `)
 	if err != nil {
 		t.Fatal(err)
