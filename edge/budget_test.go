@@ -159,6 +159,9 @@ func TestDiskBudgetRefusesThenRecovers(t *testing.T) {
 	if n := pgtest.Count(t, site.Schema, "SELECT count(*) FROM readings WHERE value = $1 OR value = $2", refusedV5, refusedV5+1); n != 0 {
 		t.Fatalf("a refused publish was stored")
 	}
+	if n := counterValue(t, site, "sluice_buffer_reclaimed_messages_total", "", ""); n == 0 {
+		t.Fatal("sluice_buffer_reclaimed_messages_total is 0: the room came from elsewhere than committed history")
+	}
 	refused := counterValue(t, site, "sluice_ingest_refused_total", "reason", "full")
 	if refused < 2 {
 		t.Fatalf("sluice_ingest_refused_total{reason=full}: got %v, want at least 2", refused)
@@ -176,6 +179,9 @@ func counterValue(t *testing.T, site *sitetest.Site, name, label, value string) 
 			continue
 		}
 		for _, m := range mf.GetMetric() {
+			if label == "" {
+				return m.GetCounter().GetValue()
+			}
 			for _, lp := range m.GetLabel() {
 				if lp.GetName() == label && lp.GetValue() == value {
 					return m.GetCounter().GetValue()

@@ -101,7 +101,8 @@ func replayConsumer(target string, errs bool) string {
 // rows. It is resumable: its place is a durable consumer acknowledged after every committed
 // batch, so a replay cancelled (ctx) or killed continues where it stopped when started again
 // with the same options; other options start a new replay. The replay ends at the last
-// message stored when it first started. It returns ctx.Err() when cancelled.
+// message stored when it first started. It returns ctx.Err() when cancelled. A Target runs
+// either Run or Replay, never both at once (`sluice replay` builds its own).
 func (t *Target) Replay(ctx context.Context, o ReplayOptions) (ReplayProgress, error) {
 	p := ReplayProgress{Started: time.Now()}
 	if err := o.validate(); err != nil {
@@ -136,34 +137,32 @@ func (t *Target) Replay(ctx context.Context, o ReplayOptions) (ReplayProgress, e
 			return p, fmt.Errorf("replay: remove previous replay consumer: %w", err)
 		}
 	}
-	{
-		if !p.Resumed {
-			end = s.CachedInfo().State.LastSeq
-		}
-		cc := jetstream.ConsumerConfig{
-			Durable:           name,
-			Description:       "Sluice replay to target " + t.cfg.Name,
-			FilterSubject:     sluice.UplinkPrefix + ">",
-			AckPolicy:         jetstream.AckExplicitPolicy,
-			AckWait:           ackWait,
-			MaxAckPending:     4 * t.cfg.BatchRows,
-			DeliverPolicy:     jetstream.DeliverAllPolicy,
-			InactiveThreshold: replayIdle,
-			Metadata:          map[string]string{replayMetaKey: o.key(), replayMetaEnd: strconv.FormatUint(end, 10)},
-		}
-		if o.Errors {
-			cc.FilterSubject = sluice.ErrorPrefix + ">"
-		}
-		if !o.All {
-			since := o.Since
-			cc.DeliverPolicy, cc.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
-		}
-		if resumeAt > 1 {
-			cc.DeliverPolicy, cc.OptStartTime, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, nil, resumeAt
-		}
-		if cons, err = s.CreateConsumer(ctx, cc); err != nil {
-			return p, fmt.Errorf("replay: create consumer: %w", err)
-		}
+	if !p.Resumed {
+		end = s.CachedInfo().State.LastSeq
+	}
+	cc := jetstream.ConsumerConfig{
+		Durable:           name,
+		Description:       "Sluice replay to target " + t.cfg.Name,
+		FilterSubject:     sluice.UplinkPrefix + ">",
+		AckPolicy:         jetstream.AckExplicitPolicy,
+		AckWait:           ackWait,
+		MaxAckPending:     4 * t.cfg.BatchRows,
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		InactiveThreshold: replayIdle,
+		Metadata:          map[string]string{replayMetaKey: o.key(), replayMetaEnd: strconv.FormatUint(end, 10)},
+	}
+	if o.Errors {
+		cc.FilterSubject = sluice.ErrorPrefix + ">"
+	}
+	if !o.All {
+		since := o.Since
+		cc.DeliverPolicy, cc.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
+	}
+	if resumeAt > 1 {
+		cc.DeliverPolicy, cc.OptStartTime, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, nil, resumeAt
+	}
+	if cons, err = s.CreateConsumer(ctx, cc); err != nil {
+		return p, fmt.Errorf("replay: create consumer: %w", err)
 	}
 
 	first := s.CachedInfo().State.FirstSeq
