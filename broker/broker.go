@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -124,7 +125,7 @@ func (b *Broker) Addrs() []string {
 }
 
 // Clients returns the number of connected clients.
-func (b *Broker) Clients() int64 { return b.srv.Info.ClientsConnected }
+func (b *Broker) Clients() int64 { return atomic.LoadInt64(&b.srv.Info.ClientsConnected) }
 
 // Run starts the broker and blocks until ctx is cancelled, then closes it.
 func (b *Broker) Run(ctx context.Context) error {
