@@ -2,12 +2,8 @@ package sink
 
 import (
 	"context"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,8 +95,6 @@ func (t *Target) setState(err error) {
 	}
 }
 
-func consumerName(target string) string { return "sink-" + target }
-
 // Run migrates the schema (when configured), then consumes and writes until ctx is cancelled.
 // On cancellation it stops fetching, finishes the batch in hand if the database takes it, and
 // returns nil; unacknowledged messages are redelivered on the next start.
@@ -162,36 +156,6 @@ func (t *Target) migrate(ctx context.Context) error {
 		_, err := Migrate(ctx, t.pool, t.cfg, t.log)
 		return err
 	})
-}
-
-// ensureConsumer creates the durable consumer, or updates it keeping where it started: a
-// consumer that exists has its place, whatever start says now. A consumer holding messages
-// delivered to a previous process and never acknowledged (it was killed), or one made with
-// another acknowledgement policy, is made anew from its acknowledgement floor, so that those
-// messages come again at once and in order rather than after the acknowledgement wait.
-func (t *Target) ensureConsumer(ctx context.Context, cc jetstream.ConsumerConfig) (jetstream.Consumer, error) {
-	js := t.buf.JetStream()
-	if c, err := js.Consumer(ctx, t.buf.Stream(), cc.Durable); err == nil {
-		old := c.CachedInfo()
-		cc.DeliverPolicy, cc.OptStartTime, cc.OptStartSeq = old.Config.DeliverPolicy, old.Config.OptStartTime, old.Config.OptStartSeq
-		if old.NumAckPending > 0 || old.Config.AckPolicy != cc.AckPolicy {
-			if err := js.DeleteConsumer(ctx, t.buf.Stream(), cc.Durable); err != nil {
-				return nil, fmt.Errorf("reset consumer %s: %w", cc.Durable, err)
-			}
-			if old.AckFloor.Stream > 0 {
-				cc.DeliverPolicy, cc.OptStartTime, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, nil, old.AckFloor.Stream+1
-			}
-			t.log.Info().Int("unacknowledged", old.NumAckPending).Uint64("from_sequence", old.AckFloor.Stream+1).
-				Msg("consumer reset to its acknowledgement floor")
-		}
-	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return nil, fmt.Errorf("look up consumer %s: %w", cc.Durable, err)
-	}
-	c, err := js.CreateOrUpdateConsumer(ctx, t.buf.Stream(), cc)
-	if err != nil {
-		return nil, fmt.Errorf("create consumer %s: %w", cc.Durable, err)
-	}
-	return c, nil
 }
 
 // errIdle is fill finding no message for idleAfter: time for housekeeping.
@@ -294,56 +258,6 @@ func (t *Target) keepBatch(b *batch) {
 		_ = m.InProgress()
 	}
 	t.progress = time.Now()
-}
-
-// deadLetter records what this target refused on DLQSubject(target), and returns once the
-// buffer has stored it, retrying (the batch waits) until it has or ctx is cancelled. Its
-// message id is derived from the source message and row, so a redelivered batch records the
-// same refusal once within the buffer's duplicate window.
-func (t *Target) deadLetter(ctx context.Context, msg jetstream.Msg, dl *sluice.DeadLetter, reason string) error {
-	dl.V, dl.Target, dl.Subject, dl.At = sluice.WireVersion, t.cfg.Name, msg.Subject(), time.Now().UTC()
-	if md, err := msg.Metadata(); err == nil {
-		dl.Sequence = md.Sequence.Stream
-	}
-	data, err := json.Marshal(dl)
-	if err != nil { // a row holds only strings, a finite or non-finite float and a time
-		dl.Row.Value = 0
-		dl.Error += " (value not representable in JSON)"
-		if data, err = json.Marshal(dl); err != nil {
-			return fmt.Errorf("encode dead letter: %w", err)
-		}
-	}
-	id := deadLetterID(t.cfg.Name, dl)
-	err = t.retry(ctx, "store dead letter", func() error {
-		return t.buf.Publish(context.WithoutCancel(ctx), sluice.DLQSubject(t.cfg.Name), id, data, true)
-	})
-	if err != nil {
-		return err
-	}
-	t.m.deadLetters.WithLabelValues(reason).Inc()
-	ev := t.warn.Warn().Uint64("sequence", dl.Sequence).Str("reason", reason).Str("error", dl.Error)
-	if dl.SQLState != "" {
-		ev = ev.Str("sqlstate", dl.SQLState)
-	}
-	if dl.Row != nil {
-		ev = ev.Str("metric", dl.Row.Metric)
-	}
-	ev.Msg("dead letter")
-	return nil
-}
-
-func deadLetterID(target string, dl *sluice.DeadLetter) string {
-	h := fnv.New128a()
-	h.Write([]byte(target))
-	h.Write([]byte{0})
-	h.Write(strconv.AppendUint(nil, dl.Sequence, 10))
-	if dl.Row != nil {
-		h.Write([]byte{0})
-		h.Write([]byte(dl.Row.Metric))
-		h.Write([]byte{0})
-		h.Write(strconv.AppendInt(nil, dl.Row.Time.UnixNano(), 10))
-	}
-	return "dlq-" + hex.EncodeToString(h.Sum(nil))
 }
 
 // retry calls fn until it succeeds or ctx is cancelled, backing off exponentially between
