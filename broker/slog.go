@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/rs/zerolog"
 )
 
@@ -26,6 +27,13 @@ func (h *slogHandler) Enabled(_ context.Context, l slog.Level) bool {
 func (h *slogHandler) Handle(_ context.Context, r slog.Record) error {
 	ev := h.log.WithLevel(zlevel(r.Level))
 	add := func(a slog.Attr) bool {
+		if a.Key == "pk" || a.Key == "packet" {
+			// mochi attaches whole packets, payload included: device data stays out of logs.
+			if pk, ok := a.Value.Resolve().Any().(packets.Packet); ok {
+				ev = ev.Uint8("packet_type", pk.FixedHeader.Type).Str("topic", pk.TopicName)
+				return true
+			}
+		}
 		key := a.Key
 		if h.group != "" {
 			key = h.group + "." + key
