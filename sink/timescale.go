@@ -163,8 +163,6 @@ func continuousAggregate(p *storagePlan, n classNames, c ClassConfig, b bucket, 
 	FROM %s
 	GROUP BY series_id, bucket
 	WITH NO DATA`, q, b.width, n.qtable()), fmt.Sprintf("continuous aggregate %s (%s buckets of %s)", name, b.suffix, n.table()))
-		// Materialize what the table already holds: the refresh policy covers recent buckets only.
-		p.add(fmt.Sprintf("CALL refresh_continuous_aggregate(%s, NULL, NULL)", quoteLiteral(q)), "")
 	} else if have.materializedOnly {
 		p.add(fmt.Sprintf("ALTER MATERIALIZED VIEW %s SET (timescaledb.materialized_only = false)", q),
 			fmt.Sprintf("%s answers with real-time aggregation (it was materialized only)", name))
@@ -177,6 +175,10 @@ func continuousAggregate(p *storagePlan, n classNames, c ClassConfig, b bucket, 
 		quoteLiteral(q), want.start.interval(), want.end.interval(), want.schedule.interval())
 	switch {
 	case have == nil || have.refresh == nil:
+		// Materialize what the table already holds first: the policy covers recent buckets
+		// only, and once it has run, real-time aggregation stops at its watermark. The policy
+		// is added last, so a migration interrupted in between refreshes again.
+		p.add(fmt.Sprintf("CALL refresh_continuous_aggregate(%s, NULL, NULL)", quoteLiteral(q)), "")
 		p.add(add, fmt.Sprintf("refresh policy of %s: every %s from %s to %s ago", name, want.schedule, want.start, want.end))
 	case *have.refresh != want:
 		r := have.refresh

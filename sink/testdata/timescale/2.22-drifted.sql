@@ -56,6 +56,8 @@ CALL refresh_continuous_aggregate('"sluice"."measurements_free_1d"', NULL, NULL)
 -- refresh policy of measurements_free_1d: every 1h from 10d to 1h ago
 SELECT add_continuous_aggregate_policy('"sluice"."measurements_free_1d"', start_offset => INTERVAL '10 days', end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '1 hour', if_not_exists => true);
 
+CALL refresh_continuous_aggregate('"sluice"."measurements_archive_1h"', NULL, NULL);
+
 -- refresh policy of measurements_archive_1h: every 30m from 3d to 1h ago
 SELECT add_continuous_aggregate_policy('"sluice"."measurements_archive_1h"', start_offset => INTERVAL '3 days', end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '30 minutes', if_not_exists => true);
 
