@@ -75,7 +75,7 @@ func (c AuthConfig) load() (map[string]*user, error) {
 	}
 	for i, r := range c.ACL {
 		if err := r.validate(); err != nil {
-			errs = append(errs, fmt.Errorf("acl[%d].%w", i, err))
+			errs = append(errs, prefixAll(fmt.Sprintf("acl[%d].", i), err)...)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -112,7 +112,7 @@ func addUsers(into map[string]*user, list []UserConfig, key string) []error {
 		u := &user{name: uc.Username, tenant: uc.Tenant, hash: hash}
 		for j, r := range uc.ACL {
 			if err := r.validate(); err != nil {
-				errs = append(errs, fmt.Errorf("%s.acl[%d].%w", k, j, err))
+				errs = append(errs, prefixAll(fmt.Sprintf("%s.acl[%d].", k, j), err)...)
 				continue
 			}
 			u.acl = append(u.acl, r.compile())

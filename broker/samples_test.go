@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/sluice-iot/sluice/broker"
 	"github.com/sluice-iot/sluice/edge"
 )
 
@@ -52,5 +53,30 @@ func TestComposeSampleConfig(t *testing.T) {
 	}
 	if cfg.MQTT.AllowAnonymous {
 		t.Error("compose sample: allow_anonymous is on")
+	}
+}
+
+func TestConfigAuthProblems(t *testing.T) {
+	cfg := broker.DefaultConfig()
+	cfg.Listeners = []broker.ListenerConfig{{ID: "lan", Type: "tcp", Address: "0.0.0.0:1883"}, {ID: "lan", Type: "ws", Address: "127.0.0.1:8080"}}
+	cfg.Auth.ACL = []broker.ACLRule{{Topic: "a/#/b", Access: "write"}}
+	cfg.Auth.CertUsername = "email"
+	err := cfg.Validate()
+	for _, want := range []string{
+		`listeners[0].address: "0.0.0.0:1883" is not loopback, but allow_anonymous is on; bind to 127.0.0.1 or turn anonymous access off`,
+		`listeners[1].id: "lan" is used twice`,
+		`auth.cert_username: "email" is not one of cn, san`,
+		`auth.acl[0].topic: "a/#/b": # must be the last level`,
+		`auth.acl[0].access: "write" is not one of publish, subscribe, all`,
+	} {
+		if !containsErr(err, want) {
+			t.Errorf("Validate: got %v\nwant a problem containing %q", err, want)
+		}
+	}
+
+	cfg = broker.DefaultConfig()
+	cfg.AllowAnonymous = false
+	if err := cfg.Validate(); !containsErr(err, "auth: allow_anonymous is off but no users, users_file or listener with tls.client_ca_file is configured, so no client could connect") {
+		t.Errorf("no way to log in: got %v", err)
 	}
 }
