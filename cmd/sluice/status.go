@@ -9,7 +9,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/sluice-iot/sluice"
 	"github.com/sluice-iot/sluice/edge"
 )
 
@@ -59,7 +58,7 @@ func printStatus(w io.Writer, st edge.Status) {
 	b := st.Buffer
 	fmt.Fprintf(w, "site: %s\n", st.Ready)
 	fmt.Fprintf(w, "buffer %s: %s of %s (%.1f%%), %d messages, when full: %s",
-		b.Stream, sluice.ByteSize(b.UsedBytes), sluice.ByteSize(b.MaxBytes), 100*b.UsedRatio, b.Messages, b.WhenFull)
+		b.Stream, humanBytes(float64(b.UsedBytes)), humanBytes(float64(b.MaxBytes)), 100*b.UsedRatio, b.Messages, b.WhenFull)
 	if b.Oldest != nil {
 		fmt.Fprintf(w, ", oldest %s ago", time.Since(*b.Oldest).Round(time.Second))
 	}
@@ -71,7 +70,7 @@ func printStatus(w io.Writer, st edge.Status) {
 		if t.Oldest != nil {
 			oldest = time.Duration(t.OldestAgeSeconds * float64(time.Second)).Round(time.Second).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\n", t.Name, t.State, t.LagMessages, sluice.ByteSize(t.LagBytes),
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\n", t.Name, t.State, t.LagMessages, humanBytes(float64(t.LagBytes)),
 			oldest, t.RowsWritten, t.DeadLetters, t.Lost)
 	}
 	tw.Flush()
@@ -83,4 +82,18 @@ func printStatus(w io.Writer, st edge.Status) {
 	for k, v := range st.Errors {
 		fmt.Fprintf(w, "%s: %s\n", k, v)
 	}
+}
+
+// humanBytes writes n bytes with one decimal in the largest binary unit below it.
+func humanBytes(n float64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
+	i := 0
+	for n >= 1024 && i < len(units)-1 {
+		n /= 1024
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%.0fB", n)
+	}
+	return fmt.Sprintf("%.1f%s", n, units[i])
 }
