@@ -231,3 +231,27 @@ func TestMosquittoSubACL(t *testing.T) {
 		t.Errorf("mosquitto_sub inside the ACL: got %v, %q, want \"hello\"", err, got.String())
 	}
 }
+
+// A will is published by the broker for the client: a will topic outside the client's ACL
+// refuses the login.
+func TestWillTopicACL(t *testing.T) {
+	b := start(t, authConfig(t))
+	url := "tcp://" + b.Addrs()[0]
+	for topic, wantOK := range map[string]bool{"sensors/dev-1/up": true, "sensors/dev-2/up": false} {
+		opts := paho.NewClientOptions().AddBroker(url).SetClientID("will-"+topic).SetUsername("dev-1").SetPassword("secret-dev-1").
+			SetAutoReconnect(false).SetProtocolVersion(4).SetWill(topic, "gone", 1, false)
+		cl := paho.NewClient(opts)
+		tok := cl.Connect()
+		tok.WaitTimeout(10 * time.Second)
+		if wantOK && tok.Error() != nil {
+			t.Errorf("will on %s: %v", topic, tok.Error())
+		}
+		if !wantOK && !containsErr(tok.Error(), "not Authorized") {
+			t.Errorf("will on %s: got %v, want not Authorized", topic, tok.Error())
+		}
+		cl.Disconnect(50)
+	}
+	if got := b.counter(t, "sluice_broker_auth_failures_total", "reason", "will_not_authorized"); got != 1 {
+		t.Errorf("sluice_broker_auth_failures_total{reason=will_not_authorized}: got %v, want 1", got)
+	}
+}

@@ -72,35 +72,47 @@ func (h *authHook) Provides(b byte) bool {
 // (and the CONNECT username, if any, must agree); otherwise the username and bcrypt password
 // must match a configured user; a client with neither is admitted only with allow_anonymous.
 func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	method, ok := h.authenticate(cl, pk)
+	if !ok {
+		return false
+	}
+	// A will is published by the broker on the client's behalf, and mochi checks no ACL for
+	// it: a will topic the client could not publish to refuses the login.
+	if pk.Connect.WillFlag && !h.allowed(cl, pk.Connect.WillTopic, true) {
+		return h.fail(cl, "will_not_authorized", string(cl.Properties.Username))
+	}
+	h.m.logins.WithLabelValues(method).Inc()
+	return true
+}
+
+// authenticate returns the login method, or false after counting and logging the failure.
+func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (string, bool) {
 	name := string(pk.Connect.Username)
 	if id, ok := h.certIdentity(cl); ok {
 		if name != "" && name != id {
-			return h.fail(cl, "certificate_mismatch", name)
+			return "", h.fail(cl, "certificate_mismatch", name)
 		}
 		cl.Properties.Username = []byte(id) // the ACL's %u
-		h.m.logins.WithLabelValues("certificate").Inc()
-		return true
+		return "certificate", true
 	}
 	if name == "" && len(pk.Connect.Password) == 0 {
 		if h.anonymous {
-			h.m.logins.WithLabelValues("anonymous").Inc()
-			return true
+			return "anonymous", true
 		}
-		return h.fail(cl, "no_credentials", name)
+		return "", h.fail(cl, "no_credentials", name)
 	}
 	u := h.users[name]
 	switch {
 	case u == nil:
 		// Spend the same time as a real check, so that timing does not reveal usernames.
 		h.check(dummyHash(), pk.Connect.Password)
-		return h.fail(cl, "unknown_user", name)
+		return "", h.fail(cl, "unknown_user", name)
 	case u.hash == nil:
-		return h.fail(cl, "no_password", name)
+		return "", h.fail(cl, "no_password", name)
 	case !h.verify(u, pk.Connect.Password):
-		return h.fail(cl, "bad_password", name)
+		return "", h.fail(cl, "bad_password", name)
 	}
-	h.m.logins.WithLabelValues("password").Inc()
-	return true
+	return "password", true
 }
 
 func (h *authHook) fail(cl *mqtt.Client, reason, username string) bool {
@@ -176,6 +188,22 @@ func (h *authHook) certIdentity(cl *mqtt.Client) (string, bool) {
 // OnACLCheck implements mqtt.Hook: anonymous clients (admitted only with allow_anonymous) may
 // do anything; everyone else may do what one of their own rules or a global rule allows.
 func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if h.allowed(cl, topic, write) {
+		return true
+	}
+	name := string(cl.Properties.Username)
+	action := "subscribe"
+	if write {
+		action = "publish"
+	}
+	h.m.aclDenied.WithLabelValues(action).Inc()
+	h.warn.Warn().Str("action", action).Str("client", cl.ID).Str("username", name).Str("topic", topic).
+		Str("remote", cl.Net.Remote).Msg("mqtt acl denied")
+	return false
+}
+
+// allowed applies the rules without counting or logging.
+func (h *authHook) allowed(cl *mqtt.Client, topic string, write bool) bool {
 	name := string(cl.Properties.Username)
 	if name == "" {
 		return h.anonymous
@@ -186,8 +214,7 @@ func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		return true
 	}
 	s := subject{username: name, clientID: cl.ID}
-	u := h.users[name]
-	if u != nil {
+	if u := h.users[name]; u != nil {
 		s.tenant = u.tenant
 		for _, r := range u.acl {
 			if r.allows(s, topic, write) {
@@ -200,12 +227,5 @@ func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 			return true
 		}
 	}
-	action := "subscribe"
-	if write {
-		action = "publish"
-	}
-	h.m.aclDenied.WithLabelValues(action).Inc()
-	h.warn.Warn().Str("action", action).Str("client", cl.ID).Str("username", name).Str("topic", topic).
-		Str("remote", cl.Net.Remote).Msg("mqtt acl denied")
 	return false
 }
