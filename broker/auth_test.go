@@ -255,3 +255,32 @@ func TestWillTopicACL(t *testing.T) {
 		t.Errorf("sluice_broker_auth_failures_total{reason=will_not_authorized}: got %v, want 1", got)
 	}
 }
+
+// One user cannot take over another user's session by connecting with its client id; the
+// same user can (a reconnecting device), and a client id is free again once its session ends.
+func TestClientIDTakeover(t *testing.T) {
+	b := start(t, authConfig(t))
+	url := "tcp://" + b.Addrs()[0]
+	first, err := connect3(t, url, "shared-id", "dev-1", "secret-dev-1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := connect3(t, url, "shared-id", "dev-2", "secret-dev-2", nil); !containsErr(err, "not Authorized") {
+		t.Errorf("dev-2 taking dev-1's client id: got %v, want not Authorized", err)
+	}
+	if !first.IsConnected() {
+		t.Error("dev-1 was disconnected by another user's attempt")
+	}
+	again, err := connect3(t, url, "shared-id", "dev-1", "secret-dev-1", nil)
+	if err != nil {
+		t.Fatalf("dev-1 reconnecting with its client id: %v", err)
+	}
+	again.Disconnect(50)
+	waitFor(t, "dev-1's session to end", func() bool { return b.Clients() == 0 })
+	if _, err := connect3(t, url, "shared-id", "dev-2", "secret-dev-2", nil); err != nil {
+		t.Errorf("dev-2 using the client id after dev-1's clean session ended: %v", err)
+	}
+	if got := b.counter(t, "sluice_broker_auth_failures_total", "reason", "client_id_taken"); got != 1 {
+		t.Errorf("sluice_broker_auth_failures_total{reason=client_id_taken}: got %v, want 1", got)
+	}
+}

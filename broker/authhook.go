@@ -35,6 +35,11 @@ type authHook struct {
 	key      [32]byte
 	mu       sync.Mutex
 	verified map[string][32]byte // username → HMAC of the last good password; bounded by users
+
+	// owners maps the client id of every session (connected or kept for max_session_expiry)
+	// to its user, so that one user cannot take over another's session by its client id.
+	ownersMu sync.Mutex
+	owners   map[string]string
 }
 
 func newAuthHook(cfg Config, m *metrics, log zerolog.Logger) (*authHook, error) {
@@ -50,6 +55,7 @@ func newAuthHook(cfg Config, m *metrics, log zerolog.Logger) (*authHook, error) 
 		warn:      log.Sample(&zerolog.BurstSampler{Burst: 10, Period: 10 * time.Second}),
 		slots:     make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)),
 		verified:  map[string][32]byte{},
+		owners:    map[string]string{},
 	}
 	for _, r := range cfg.Auth.ACL {
 		h.acl = append(h.acl, r.compile())
@@ -65,7 +71,7 @@ func (h *authHook) ID() string { return "sluice-auth" }
 
 // Provides implements mqtt.Hook.
 func (h *authHook) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
+	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnDisconnect || b == mqtt.OnClientExpired
 }
 
 // OnConnectAuthenticate implements mqtt.Hook. A verified client certificate names the user
@@ -81,8 +87,37 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 	if pk.Connect.WillFlag && !h.allowed(cl, pk.Connect.WillTopic, true) {
 		return h.fail(cl, "will_not_authorized", string(cl.Properties.Username))
 	}
+	name := string(cl.Properties.Username)
+	h.ownersMu.Lock()
+	owner, taken := h.owners[cl.ID]
+	if !taken || owner == name {
+		h.owners[cl.ID] = name
+	}
+	h.ownersMu.Unlock()
+	if taken && owner != name {
+		return h.fail(cl, "client_id_taken", name)
+	}
 	h.m.logins.WithLabelValues(method).Inc()
 	return true
+}
+
+// OnDisconnect implements mqtt.Hook: a session that ends with its connection frees its
+// client id.
+func (h *authHook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
+	if expire && !cl.IsTakenOver() {
+		h.release(cl)
+	}
+}
+
+// OnClientExpired implements mqtt.Hook: a kept session expired.
+func (h *authHook) OnClientExpired(cl *mqtt.Client) { h.release(cl) }
+
+func (h *authHook) release(cl *mqtt.Client) {
+	h.ownersMu.Lock()
+	if h.owners[cl.ID] == string(cl.Properties.Username) {
+		delete(h.owners, cl.ID)
+	}
+	h.ownersMu.Unlock()
 }
 
 // authenticate returns the login method, or false after counting and logging the failure.

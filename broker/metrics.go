@@ -23,7 +23,7 @@ func newMetrics(reg prometheus.Registerer, info *mqtt.Server) *metrics {
 		}, []string{"method"}),
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_broker_auth_failures_total",
-			Help: "MQTT connections refused at login, by reason (unknown_user, bad_password, no_credentials, no_password, certificate_mismatch, will_not_authorized).",
+			Help: "MQTT connections refused at login, by reason (unknown_user, bad_password, no_credentials, no_password, certificate_mismatch, will_not_authorized, client_id_taken).",
 		}, []string{"reason"}),
 		aclDenied: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_broker_acl_denied_total",
