@@ -61,7 +61,12 @@ func BenchmarkScriptPooledParallel(b *testing.B) {
 // once, but a new sandboxed runtime per call (goja.New, console, the prelude's guards, the
 // script's top level, entry detection), then the same decode as BenchmarkScriptPooled.
 func BenchmarkScriptFreshRuntime(b *testing.B) {
-	s := mustScript(b, benchScript)
+	cfg := testConfig()
+	cfg.Timeout = time.Second // a loaded machine must not turn set-up time into timeouts
+	s, err := NewScript("bench", "bench.js", []byte(benchScript), cfg, ScriptOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
 	p := s.cur.Load()
 	in := &Input{Bytes: benchPayload, FPort: 2, RecvTime: recv, Device: "bench"}
 	b.ReportAllocs()
@@ -140,7 +145,9 @@ func BenchmarkTemplate(b *testing.B) {
 			tpl = t
 		}
 	}
-	s, err := tpl.Compile(DefaultConfig(), ScriptOptions{})
+	cfg := DefaultConfig()
+	cfg.Timeout = time.Second // a loaded machine must not turn set-up time into timeouts
+	s, err := tpl.Compile(cfg, ScriptOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
