@@ -125,14 +125,40 @@ func (t *Target) Run(ctx context.Context) error {
 	t.startLossCount(cons)
 	t.log.Info().Str("start", t.cfg.Start).Msg("sink started")
 
-	var b batch
+	// Two batches: the next one is fetched and decoded while the previous one is written, so
+	// that Sluice's work and the database's overlap. One write at a time, in order.
+	var bufs [2]batch
+	cur := 0
+	written := make(chan error, 1)
+	writing := false
+	// settle waits for the write in flight; false when ctx was cancelled before it was written.
+	settle := func() bool {
+		if !writing {
+			return true
+		}
+		writing = false
+		if err := <-written; err != nil {
+			return false
+		}
+		t.observe(ctx, cons)
+		t.buf.reclaim(ctx)
+		return true
+	}
 	for {
+		b := &bufs[cur]
 		b.reset()
-		if _, err := t.fill(ctx, it, &b, nil, nil); err != nil {
+		if _, err := t.fill(ctx, it, b, nil, nil); err != nil {
 			switch {
 			case ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed):
+				settle()
 				return nil
 			case errors.Is(err, errIdle):
+				if writing {
+					if !settle() {
+						return nil
+					}
+					continue
+				}
 				t.observe(ctx, cons)
 				t.buf.reclaim(ctx)
 			default:
@@ -140,11 +166,12 @@ func (t *Target) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		if err := t.flush(ctx, &b); err != nil {
+		if !settle() {
 			return nil // cancelled while the database was unreachable: redelivered on restart
 		}
-		t.observe(ctx, cons)
-		t.buf.reclaim(ctx)
+		writing = true
+		go func() { written <- t.flush(ctx, b) }()
+		cur = 1 - cur
 	}
 }
 
