@@ -63,6 +63,10 @@ func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*Broker, er
 		InlineClient: false,
 	})
 	b := &Broker{cfg: cfg, log: log, srv: srv}
+	m := newMetrics(reg, srv)
+	// Room for max_clients connected clients plus 10 % handshaking: beyond, mochi would
+	// refuse at CONNECT anyway, after spending two goroutines and the TLS handshake on it.
+	slots := make(chan struct{}, maxConnections(cfg.MaxClients))
 	for i, l := range cfg.Listeners {
 		var tc *tls.Config
 		if l.Type == "tls" || l.Type == "wss" {
@@ -71,9 +75,8 @@ func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*Broker, er
 				return nil, fmt.Errorf("listeners[%d].tls: %w", i, err)
 			}
 		}
-		b.listeners = append(b.listeners, newListener(listenerID(l, i), l.Type, l.Address, tc, cfg.ConnectTimeout))
+		b.listeners = append(b.listeners, newListener(listenerID(l, i), l.Type, l.Address, tc, cfg.ConnectTimeout, slots, m.connRefused))
 	}
-	m := newMetrics(reg, srv)
 	auth, err := newAuthHook(cfg, m, log)
 	if err != nil {
 		return nil, err
@@ -145,3 +148,7 @@ func (b *Broker) Close() error {
 	})
 	return b.closeErr
 }
+
+// maxConnections is how many connections may be open at once, connected or still in their
+// TLS/WebSocket handshake or CONNECT.
+func maxConnections(maxClients int) int { return maxClients + maxClients/10 + 16 }

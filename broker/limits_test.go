@@ -422,3 +422,57 @@ func TestConnectTimeout(t *testing.T) {
 		conn.Close()
 	}
 }
+
+// Connections that have not sent CONNECT count against the limit too: beyond max_clients +
+// 10 % + 16 open connections, new ones are closed at once and counted.
+func TestConnectionLimitBeforeConnect(t *testing.T) {
+	cfg := broker.DefaultConfig()
+	cfg.Listeners[0].Address = "127.0.0.1:0"
+	cfg.MaxClients = 10
+	cfg.ConnectTimeout = time.Minute
+	b := start(t, cfg)
+	addr := b.Addrs()[0]
+	const slots = 10 + 1 + 16
+	var silent []net.Conn
+	defer func() {
+		for _, c := range silent {
+			c.Close()
+		}
+	}()
+	for range slots {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		silent = append(silent, c)
+	}
+	extra, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	extra.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := extra.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Fatalf("connection %d: got %v, want it closed at once", slots+1, err)
+	}
+	if got := b.counter(t, "sluice_broker_connections_refused_total", "", ""); got != 1 {
+		t.Errorf("sluice_broker_connections_refused_total: got %v, want 1", got)
+	}
+	// Freed slots serve real clients again.
+	for _, c := range silent[:5] {
+		c.Close()
+	}
+	silent = silent[5:]
+	waitFor(t, "a real client to connect", func() bool {
+		c, err := rawConnect(addr, "real", "", "", 30)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}

@@ -12,17 +12,23 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // listener is one MQTT listener: plain TCP, TLS, WebSocket or WebSocket over TLS. Unlike
 // mochi's own listeners it binds in Init (so Address reports the bound port, also for
 // WebSocket), gives every connection connect_timeout to finish its TLS handshake and send
-// CONNECT (mochi waits forever), and exposes the TLS state of wss connections so that client
-// certificates authenticate there too.
+// CONNECT (mochi waits forever), bounds the connections open at once (mochi counts only those
+// past CONNECT), and exposes the TLS state of wss connections so that client certificates
+// authenticate there too.
 type listener struct {
 	id, typ, address string
 	tls              *tls.Config // nil for tcp and ws
 	connectTimeout   time.Duration
+	// slots is shared by all listeners: one per open connection, handshaking or connected.
+	// A connection accepted when none is free is closed at once and counted in refused.
+	slots   chan struct{}
+	refused prometheus.Counter
 
 	log       *slog.Logger
 	ln        net.Listener
@@ -35,8 +41,8 @@ type listener struct {
 
 var _ listeners.Listener = (*listener)(nil)
 
-func newListener(id, typ, address string, tc *tls.Config, connectTimeout time.Duration) *listener {
-	l := &listener{id: id, typ: typ, address: address, tls: tc, connectTimeout: connectTimeout}
+func newListener(id, typ, address string, tc *tls.Config, connectTimeout time.Duration, slots chan struct{}, refused prometheus.Counter) *listener {
+	l := &listener{id: id, typ: typ, address: address, tls: tc, connectTimeout: connectTimeout, slots: slots, refused: refused}
 	l.upgrader = websocket.Upgrader{
 		Subprotocols: []string{"mqtt"},
 		// MQTT credentials travel in CONNECT, not in cookies: any web origin may connect.
@@ -97,9 +103,14 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 			}
 			return
 		}
+		if !l.acquire() {
+			conn.Close()
+			continue
+		}
 		// Until CONNECT is processed; mochi then sets the keep-alive deadline.
 		conn.SetDeadline(time.Now().Add(l.connectTimeout))
 		go func() {
+			defer l.release()
 			if err := establish(l.id, conn); err != nil {
 				l.log.Debug("connection ended", "error", err, "remote", conn.RemoteAddr().String())
 			}
@@ -108,6 +119,11 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 }
 
 func (l *listener) upgrade(w http.ResponseWriter, r *http.Request) {
+	if !l.acquire() {
+		http.Error(w, "too many connections", http.StatusServiceUnavailable)
+		return
+	}
+	defer l.release()
 	c, err := l.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader has answered the request
@@ -119,6 +135,18 @@ func (l *listener) upgrade(w http.ResponseWriter, r *http.Request) {
 		l.log.Debug("connection ended", "error", err, "remote", r.RemoteAddr)
 	}
 }
+
+func (l *listener) acquire() bool {
+	select {
+	case l.slots <- struct{}{}:
+		return true
+	default:
+		l.refused.Inc()
+		return false
+	}
+}
+
+func (l *listener) release() { <-l.slots }
 
 // Close implements listeners.Listener: it stops accepting, then closes this listener's
 // clients.

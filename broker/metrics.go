@@ -13,6 +13,7 @@ type metrics struct {
 	aclDenied    *prometheus.CounterVec
 	dropped      *prometheus.CounterVec
 	disconnects  *prometheus.CounterVec
+	connRefused  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, info *mqtt.Server) *metrics {
@@ -38,6 +39,10 @@ func newMetrics(reg prometheus.Registerer, info *mqtt.Server) *metrics {
 			Help: "MQTT client disconnections after login, by reason (client, packet_too_large, keep_alive, not_authorized, taken_over, error).",
 		}, []string{"reason"}),
 	}
+	m.connRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sluice_broker_connections_refused_total",
+		Help: "Connections closed at accept because max_clients + 10 % connections were open (connected or handshaking).",
+	})
 	clients := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "sluice_broker_clients",
 		Help: "MQTT clients connected now.",
@@ -46,7 +51,7 @@ func newMetrics(reg prometheus.Registerer, info *mqtt.Server) *metrics {
 		Name: "sluice_broker_inflight_messages",
 		Help: "QoS 1/2 messages to subscribers awaiting acknowledgement, all clients together.",
 	}, func() float64 { return float64(atomic.LoadInt64(&info.Info.Inflight)) })
-	reg.MustRegister(m.logins, m.authFailures, m.aclDenied, m.disconnects, clients, inflight,
+	reg.MustRegister(m.logins, m.authFailures, m.aclDenied, m.connRefused, m.disconnects, clients, inflight,
 		&inflightFull{vec: m.dropped, srv: info})
 	return m
 }
