@@ -100,3 +100,16 @@ func TestTargetConfigValidate(t *testing.T) {
 		t.Errorf("buffer when_full: got %v", err)
 	}
 }
+
+// A refused row that JSON cannot carry still becomes a dead letter, with the row as text.
+func TestDeadLetterOfUnencodableRow(t *testing.T) {
+	dl := &sluice.DeadLetter{Row: &sluice.Reading{Metric: "m", Value: nan(), Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}, Error: "value is not a finite number"}
+	data, err := encodeDeadLetter(dl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `"error":"value is not a finite number (row not representable in JSON: metric \"m\", value NaN, time 10000-01-01T00:00:00Z)"`
+	if !strings.Contains(string(data), want) {
+		t.Fatalf("got %s, want it to contain %s", data, want)
+	}
+}

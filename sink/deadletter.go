@@ -23,15 +23,11 @@ func (t *Target) deadLetter(ctx context.Context, msg jetstream.Msg, dl *sluice.D
 	if md, err := msg.Metadata(); err == nil {
 		dl.Sequence = md.Sequence.Stream
 	}
-	data, err := json.Marshal(dl)
-	if err != nil { // a row holds only strings, a finite or non-finite float and a time
-		dl.Row.Value = 0
-		dl.Error += " (value not representable in JSON)"
-		if data, err = json.Marshal(dl); err != nil {
-			return fmt.Errorf("encode dead letter: %w", err)
-		}
+	id := deadLetterID(t.cfg.Name, dl) // before encoding, which may drop the row
+	data, err := encodeDeadLetter(dl)
+	if err != nil {
+		return err
 	}
-	id := deadLetterID(t.cfg.Name, dl)
 	err = t.retry(ctx, "store dead letter", func() error {
 		return t.buf.Publish(context.WithoutCancel(ctx), sluice.DLQSubject(t.cfg.Name), id, data, true)
 	})
@@ -48,6 +44,22 @@ func (t *Target) deadLetter(ctx context.Context, msg jetstream.Msg, dl *sluice.D
 	}
 	ev.Msg("dead letter")
 	return nil
+}
+
+// encodeDeadLetter returns the JSON of dl. A row JSON cannot carry (a non-finite value, a year
+// past 9999) is moved into the error text.
+func encodeDeadLetter(dl *sluice.DeadLetter) ([]byte, error) {
+	data, err := json.Marshal(dl)
+	if err != nil && dl.Row != nil {
+		dl.Error += fmt.Sprintf(" (row not representable in JSON: metric %q, value %v, time %s)",
+			dl.Row.Metric, dl.Row.Value, dl.Row.Time.Format(time.RFC3339Nano))
+		dl.Row = nil
+		data, err = json.Marshal(dl)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("encode dead letter: %w", err)
+	}
+	return data, nil
 }
 
 func deadLetterID(target string, dl *sluice.DeadLetter) string {
