@@ -103,7 +103,7 @@ func (t *Target) Run(ctx context.Context) error {
 		return nil // cancelled before the database came up
 	}
 	policy, at, _ := parseStart(t.cfg.Start)
-	cons, err := t.ensureConsumer(ctx, jetstream.ConsumerConfig{
+	cc := jetstream.ConsumerConfig{
 		Durable:       consumerName(t.cfg.Name),
 		Description:   "Sluice sink target " + t.cfg.Name,
 		FilterSubject: sluice.UplinkPrefix + ">",
@@ -112,13 +112,22 @@ func (t *Target) Run(ctx context.Context) error {
 		MaxAckPending: 4 * t.cfg.BatchRows,
 		DeliverPolicy: policy,
 		OptStartTime:  at,
+	}
+	// A buffer that cannot make the consumer now (an external server restarting) is retried
+	// like a database: one target never takes the site or another target down.
+	var cons jetstream.Consumer
+	var it jetstream.MessagesContext
+	err := t.retry(ctx, "start consuming", func() (err error) {
+		if cons, err = t.ensureConsumer(ctx, cc); err != nil {
+			return err
+		}
+		if it, err = cons.Messages(jetstream.PullMaxMessages(min(2*t.cfg.BatchRows, 10000))); err != nil {
+			return fmt.Errorf("consume: %w", err)
+		}
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("sink %s: %w", t.cfg.Name, err)
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(min(2*t.cfg.BatchRows, 10000)))
-	if err != nil {
-		return fmt.Errorf("sink %s: consume: %w", t.cfg.Name, err)
+		return nil // cancelled
 	}
 	defer it.Stop()
 	t.setState(nil)
