@@ -26,7 +26,21 @@ func EncodeUplink(u *Uplink) ([]byte, error) {
 // DecodeUplink parses and validates a wire message.
 func DecodeUplink(b []byte) (*Uplink, error) {
 	var u Uplink
-	if err := decodeUplink(b, &u); err != nil {
+	if err := decodeUplink(b, &u, false); err != nil {
+		return nil, fmt.Errorf("decode uplink: %w", err)
+	}
+	if err := u.Validate(); err != nil {
+		return nil, fmt.Errorf("decode uplink: %w", err)
+	}
+	return &u, nil
+}
+
+// DecodeUplinkForStore is DecodeUplink for a database sink: it reads and validates the same
+// message but leaves out what a sink does not store (Data, Suppressed, Warnings, Tags and
+// Topic stay empty), which spares building them.
+func DecodeUplinkForStore(b []byte) (*Uplink, error) {
+	var u Uplink
+	if err := decodeUplink(b, &u, true); err != nil {
 		return nil, fmt.Errorf("decode uplink: %w", err)
 	}
 	if err := u.Validate(); err != nil {

@@ -12,10 +12,16 @@ import (
 // decodeUplink parses the JSON of an uplink without reflection. It accepts what appendUplink
 // and encoding/json write and gives the same Uplink encoding/json would, except that keys
 // match exactly (encoding/json also accepts other letter cases) and unknown keys are skipped.
-func decodeUplink(b []byte, u *Uplink) error {
+func decodeUplink(b []byte, u *Uplink, storeOnly bool) error {
 	s := scanner{b: b}
 	err := s.object(func(key []byte) error {
 		var err error
+		if storeOnly {
+			switch string(key) {
+			case "data", "suppressed", "warnings", "tags", "topic":
+				return s.skip()
+			}
+		}
 		switch string(key) {
 		case "v":
 			var n int64
@@ -396,6 +402,35 @@ func (s *scanner) readings() ([]Reading, error) {
 		return err
 	})
 	return rs, err
+}
+
+// skip passes over the next value without building it. Strings are scanned for their end
+// only: a bad escape inside a skipped value goes unnoticed.
+func (s *scanner) skip() error {
+	switch c := s.peek(); {
+	case c == '{':
+		return s.object(func([]byte) error { return s.skip() })
+	case c == '[':
+		return s.array(s.skip)
+	case c == '"':
+		for i := s.i + 1; i < len(s.b); i++ {
+			switch s.b[i] {
+			case '\\':
+				i++
+			case '"':
+				s.i = i + 1
+				return nil
+			}
+		}
+		return s.fail("unterminated string")
+	case c == 't' && s.literal("true"), c == 'f' && s.literal("false"), c == 'n' && s.literal("null"):
+		return nil
+	case c == '-' || c >= '0' && c <= '9':
+		_, err := s.number()
+		return err
+	default:
+		return s.fail("want a value")
+	}
 }
 
 // value returns the next value as encoding/json decodes into an interface: map[string]any,

@@ -108,6 +108,32 @@ func TestDecodeUplinkMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
+// DecodeUplinkForStore gives what DecodeUplink gives, less what a sink does not store.
+func TestDecodeUplinkForStore(t *testing.T) {
+	b, err := EncodeUplink(fullUplink())
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := DecodeUplink(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeUplinkForStore(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := *full
+	want.Data, want.Suppressed, want.Warnings, want.Tags, want.Topic = nil, nil, nil, nil, ""
+	if !reflect.DeepEqual(*got, want) {
+		t.Errorf("got  %+v\nwant %+v", *got, want)
+	}
+	for _, in := range []string{`{"v":1,"tenant":"t","device":"d","data":{"a":[1,}}`, `{"v":1,"tenant":"t","device":"d","tags":{"a":"b}`} {
+		if _, err := DecodeUplinkForStore([]byte(in)); err == nil {
+			t.Errorf("%s: no error", in)
+		}
+	}
+}
+
 func TestWireErrors(t *testing.T) {
 	u := &Uplink{ID: "x", Tenant: "t", Device: "d", Readings: []Reading{{Metric: "m", Value: math.NaN()}}}
 	if _, err := EncodeUplink(u); err == nil || !strings.Contains(err.Error(), `encode uplink "x": json: unsupported value: NaN`) {
@@ -137,6 +163,7 @@ func FuzzDecodeUplink(f *testing.F) {
 	f.Add(b)
 	f.Add([]byte(`{"v":1,"tenant":"t","device":"d","readings":null,"data":{"a":[1,{"b":"\u00e9"}]}}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
+		DecodeUplinkForStore(in) // must not panic
 		u, err := DecodeUplink(in)
 		if err != nil {
 			return
@@ -160,6 +187,16 @@ func BenchmarkEncodeUplink(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := EncodeUplink(u); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeUplinkForStore(b *testing.B) {
+	data, _ := EncodeUplink(benchUplink())
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeUplinkForStore(data); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -229,7 +229,7 @@ func (t *Target) fill(ctx context.Context, it jetstream.MessagesContext, b *batc
 		}
 		var u *sluice.Uplink
 		if read == nil {
-			u, err = sluice.DecodeUplink(msg.Data())
+			u, err = sluice.DecodeUplinkForStore(msg.Data())
 		} else {
 			u, err = read(msg)
 		}
