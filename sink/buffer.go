@@ -234,7 +234,7 @@ func (b *Buffer) Check(ctx context.Context) error {
 	info := s.CachedInfo()
 	if info != nil && info.Config.MaxBytes > 0 {
 		b.m.usedBytes.Set(float64(info.State.Bytes))
-		if info.State.Bytes >= uint64(info.Config.MaxBytes) {
+		if info.State.Bytes >= uint64(info.Config.MaxBytes) && b.cfg.WhenFull == WhenFullRefuse { // drop_oldest still takes writes
 			return sluice.ErrBufferFull
 		}
 	}
