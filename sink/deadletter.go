@@ -28,7 +28,7 @@ func (t *Target) deadLetter(ctx context.Context, msg jetstream.Msg, dl *sluice.D
 	if err != nil {
 		return err
 	}
-	err = t.retry(ctx, "store dead letter", func() error {
+	err = t.retryState(ctx, "store dead letter", false, func() error {
 		return t.buf.Publish(context.WithoutCancel(ctx), sluice.DLQSubject(t.cfg.Name), id, data, true)
 	})
 	if err != nil {

@@ -299,6 +299,12 @@ func (t *Target) keepBatch(b *batch) {
 // retry calls fn until it succeeds or ctx is cancelled, backing off exponentially between
 // retry_min and retry_max. The target is degraded while fn fails; every failure is logged.
 func (t *Target) retry(ctx context.Context, what string, fn func() error) error {
+	return t.retryState(ctx, what, true, fn)
+}
+
+// retryState is retry; with db false, fn does not reach the database and leaves the target's
+// state alone (storing a dead letter must not mark a database that is down as ok).
+func (t *Target) retryState(ctx context.Context, what string, db bool, fn func() error) error {
 	backoff := t.cfg.RetryMin
 	for attempt := 1; ; attempt++ {
 		err := fn()
@@ -306,14 +312,18 @@ func (t *Target) retry(ctx context.Context, what string, fn func() error) error 
 			if attempt > 1 {
 				t.log.Info().Int("attempts", attempt).Msg(what + ": succeeded after retrying")
 			}
-			t.setState(nil)
+			if db {
+				t.setState(nil)
+			}
 			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		t.setState(err)
-		t.m.errors.WithLabelValues("transient").Inc()
+		if db {
+			t.setState(err)
+			t.m.errors.WithLabelValues("transient").Inc()
+		}
 		_, state := classify(err)
 		ev := t.log.Warn()
 		if attempt == 1 || attempt%10 == 0 {
