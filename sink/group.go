@@ -64,6 +64,11 @@ func newGroupCommit(js jetstream.JetStream, syncer *blockSyncer, timeout time.Du
 func (g *groupCommit) store(ctx context.Context, msg *nats.Msg) error {
 	p := &pendingPub{msg: msg, done: make(chan struct{})}
 	select {
+	case <-g.quit:
+		return nats.ErrConnectionClosed
+	default:
+	}
+	select {
 	case g.queue <- p:
 	case <-g.quit:
 		return nats.ErrConnectionClosed
@@ -73,6 +78,13 @@ func (g *groupCommit) store(ctx context.Context, msg *nats.Msg) error {
 	select {
 	case <-p.done:
 		return p.err
+	case <-g.done: // the committer stopped; p may have been queued after it drained the queue
+		select {
+		case <-p.done:
+			return p.err
+		default:
+			return nats.ErrConnectionClosed
+		}
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -119,6 +131,7 @@ func (g *groupCommit) commit(group []*pendingPub, futures []jetstream.PubAckFutu
 	deadline := time.NewTimer(g.timeout)
 	defer deadline.Stop()
 	stored := 0
+wait:
 	for i, f := range futures {
 		if f == nil {
 			continue
@@ -134,12 +147,11 @@ func (g *groupCommit) commit(group []*pendingPub, futures []jetstream.PubAckFutu
 					p.err = context.DeadlineExceeded
 				}
 			}
-			stored = -1
-		}
-		if stored < 0 {
-			break
+			break wait
 		}
 	}
+	// Every publish still without an error was acknowledged: with fsync none is released
+	// before the sync.
 	if g.sync != nil && stored > 0 {
 		syncStart := time.Now()
 		if err := g.sync.sync(); err != nil {

@@ -99,3 +99,19 @@ func histogram(t *testing.T, g prometheus.Gatherer, name string) *dto.Histogram 
 	t.Fatalf("no metric %s", name)
 	return nil
 }
+
+// A waiting publish after Close fails at once; it never hangs on a stopped committer.
+func TestGroupCommitAfterClose(t *testing.T) {
+	b, err := sink.NewBuffer(sink.DefaultBufferConfig(), t.TempDir(), testLog(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	err = b.Publish(context.Background(), sluice.UplinkSubject("acme", "d"), "x", []byte(`{}`), true)
+	if err == nil || err.Error() != "publish to sluice.up.acme.d: nats: connection closed" {
+		t.Errorf("got %v, want the publish refused with nats: connection closed", err)
+	}
+}
