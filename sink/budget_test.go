@@ -2,6 +2,7 @@ package sink_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sluice-iot/sluice"
 	"github.com/sluice-iot/sluice/internal/pgtest"
 	"github.com/sluice-iot/sluice/internal/tcpproxy"
 	"github.com/sluice-iot/sluice/sink"
@@ -109,5 +111,65 @@ func TestTargetStartPoints(t *testing.T) {
 		if got = pgtest.Count(t, c.cfg.Schema, "SELECT count(*) FROM readings"); got != c.want {
 			t.Errorf("target %s (start %s): got %d readings, want %d", c.cfg.Name, c.cfg.Start, got, c.want)
 		}
+	}
+}
+
+// The buffer is full (when_full: refuse) of uplinks a cut target has not committed; a healthy
+// target still records the bad row it meets (dead letters have a budget of their own) and
+// writes everything else: one target down never stalls another.
+func TestFullBufferDoesNotStallHealthyTarget(t *testing.T) {
+	buf := openBuffer(t, func(c *sink.BufferConfig) { c.MaxBytes = 1 << 20 })
+	u, err := url.Parse(pgtest.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := tcpproxy.Start(t, u.Host)
+	u.Host = proxy.Addr
+	down := targetConfig(t, "down")
+	down.DatabaseURL = u.String()
+	d := startTarget(t, buf, down, nil)
+	healthy := targetConfig(t, "healthy")
+	h := startTarget(t, buf, healthy, nil)
+	waitFor(t, 30*time.Second, "both targets to consume", func() bool {
+		return d.Report(context.Background()).State == sink.StateOK && h.Report(context.Background()).State == sink.StateOK
+	})
+	h.stop()
+	proxy.Cut()
+
+	at := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+	bad := uplink("bad", "dev", at, 1)
+	bad.Readings[0].Time = at.Add(100 * 24 * time.Hour)
+	publish(t, buf, bad)
+	note := strings.Repeat("x", 4000)
+	good := 0
+	for ; ; good++ {
+		up := uplink(fmt.Sprintf("g%04d", good), "dev", at.Add(time.Duration(good)*time.Second), float64(good))
+		up.Data = map[string]any{"note": note}
+		data, err := sluice.EncodeUplink(up)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = buf.Publish(context.Background(), sluice.UplinkSubject(up.Tenant, up.Device), up.ID, data, true)
+		if errors.Is(err, sluice.ErrBufferFull) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if good > 1000 {
+			t.Fatal("1000 uplinks of 4 kB accepted into a 1 MiB budget")
+		}
+	}
+
+	h = startTarget(t, buf, healthy, nil)
+	if n := waitCount(t, healthy.Schema, "SELECT count(*) FROM readings", int64(good), 30*time.Second); n != int64(good) {
+		t.Fatalf("healthy target: got %d readings, want %d", n, good)
+	}
+	dls := deadLetters(t, buf, "healthy")
+	if len(dls) != 1 || dls[0].UplinkID != "bad" || !strings.Contains(dls[0].Error, "in the future") {
+		t.Fatalf("dead letters: got %+v, want the bad row", dls)
+	}
+	if r := d.Report(context.Background()); r.State != sink.StateDegraded || r.LagMessages != uint64(good)+1 {
+		t.Fatalf("cut target: got %+v, want degraded with %d messages behind", r, good+1)
 	}
 }

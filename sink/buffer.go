@@ -103,7 +103,7 @@ func (b *Buffer) startEmbedded() (*server.Server, error) {
 		ServerName:         "sluice",
 		JetStream:          true,
 		StoreDir:           b.cfg.StoreDir,
-		JetStreamMaxStore:  int64(b.cfg.MaxBytes) * 2,
+		JetStreamMaxStore:  int64(b.cfg.MaxBytes)*2 + int64(b.cfg.DLQMaxBytes),
 		JetStreamMaxMemory: 64 << 20,
 		NoSigs:             true,
 		NoLog:              true,
@@ -142,7 +142,7 @@ func (b *Buffer) StreamConfig() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        b.cfg.Stream,
 		Description: "Sluice uplinks, decode failures and dead letters",
-		Subjects:    []string{sluice.UplinkPrefix + ">", sluice.ErrorPrefix + ">", sluice.DLQPrefix + ">"},
+		Subjects:    []string{sluice.UplinkPrefix + ">", sluice.ErrorPrefix + ">"}, // dead letters: dlqstream.go
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     b.discardPolicy(),
@@ -156,7 +156,7 @@ func (b *Buffer) ensureStream(ctx context.Context) error {
 	if _, err := b.js.CreateOrUpdateStream(ctx, b.StreamConfig()); err != nil {
 		return fmt.Errorf("create stream %s: %w", b.cfg.Stream, err)
 	}
-	return nil
+	return b.ensureDLQStream(ctx)
 }
 
 // Publish stores data on subject with msgID for de-duplication. With wait it returns once

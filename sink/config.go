@@ -37,6 +37,9 @@ type BufferConfig struct {
 	// WhenFull is the budget policy: "refuse" (new publishes are refused, nothing accepted is
 	// evicted) or "drop_oldest" (the oldest messages are evicted, counted, to take new ones).
 	WhenFull string `yaml:"when_full"`
+	// DLQMaxBytes is the budget of the dead-letter stream (<stream>_DLQ), apart from MaxBytes so
+	// that a full buffer never keeps a target from recording a refused row.
+	DLQMaxBytes sluice.ByteSize `yaml:"dlq_max_bytes"`
 }
 
 // DefaultBufferConfig returns the embedded-server defaults.
@@ -49,6 +52,7 @@ func DefaultBufferConfig() BufferConfig {
 		PublishTimeout:  5 * time.Second,
 		MaxAsyncPending: 4096,
 		WhenFull:        WhenFullRefuse,
+		DLQMaxBytes:     64 << 20,
 	}
 }
 
@@ -77,6 +81,12 @@ func (c BufferConfig) Validate() error {
 	}
 	if c.MaxAsyncPending < 1 {
 		errs = append(errs, errors.New("max_async_pending: must be at least 1"))
+	}
+	if len(c.Stream) > 60 {
+		errs = append(errs, fmt.Errorf("stream: %q is longer than 60 characters (the dead-letter stream adds _DLQ)", c.Stream))
+	}
+	if c.DLQMaxBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("dlq_max_bytes: %s is below the minimum of 1MiB", c.DLQMaxBytes))
 	}
 	if c.WhenFull != WhenFullRefuse && c.WhenFull != WhenFullDropOldest {
 		errs = append(errs, fmt.Errorf("when_full: %q is not one of %s, %s", c.WhenFull, WhenFullRefuse, WhenFullDropOldest))

@@ -114,7 +114,7 @@ func deadLetters(t testing.TB, buf *sink.Buffer, target string) []sluice.DeadLet
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := buf.JetStream().OrderedConsumer(ctx, buf.Stream(), jetstream.OrderedConsumerConfig{
+	c, err := buf.JetStream().OrderedConsumer(ctx, buf.DLQStream(), jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{sluice.DLQSubject(target)},
 	})
 	if err != nil {

@@ -20,6 +20,10 @@ type BufferStatus struct {
 	UsedRatio float64    `json:"used_ratio"`
 	WhenFull  string     `json:"when_full"`
 	Oldest    *time.Time `json:"oldest,omitempty"` // the oldest message retained
+	// The dead-letter stream, with its own budget.
+	DeadLetters        uint64 `json:"dead_letters"`
+	DeadLetterBytes    uint64 `json:"dead_letter_bytes"`
+	DeadLetterMaxBytes int64  `json:"dead_letter_max_bytes"`
 }
 
 // TargetStatus is where one target stands.
@@ -55,6 +59,10 @@ func (b *Buffer) Status(ctx context.Context) (BufferStatus, error) {
 	if st.Msgs > 0 {
 		bs.Oldest = &st.FirstTime
 	}
+	bs.DeadLetterMaxBytes = int64(b.cfg.DLQMaxBytes)
+	if d, err := b.js.Stream(ctx, b.DLQStream()); err == nil {
+		bs.DeadLetters, bs.DeadLetterBytes = d.CachedInfo().State.Msgs, d.CachedInfo().State.Bytes
+	}
 	b.m.usedBytes.Set(float64(st.Bytes))
 	return bs, nil
 }
@@ -79,8 +87,10 @@ func (t *Target) lag(ctx context.Context, ts *TargetStatus) error {
 		return fmt.Errorf("stream: %w", err)
 	}
 	dlq := sluice.DLQSubject(t.cfg.Name)
-	if info, err := s.Info(ctx, jetstream.WithSubjectFilter(dlq)); err == nil {
-		ts.DeadLetters = info.State.Subjects[dlq]
+	if d, err := js.Stream(ctx, t.buf.DLQStream()); err == nil {
+		if info, err := d.Info(ctx, jetstream.WithSubjectFilter(dlq)); err == nil {
+			ts.DeadLetters = info.State.Subjects[dlq]
+		}
 	}
 	c, err := s.Consumer(ctx, consumerName(t.cfg.Name))
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {

@@ -63,6 +63,7 @@ func printStatus(w io.Writer, st edge.Status) {
 		fmt.Fprintf(w, ", oldest %s ago", time.Since(*b.Oldest).Round(time.Second))
 	}
 	fmt.Fprintln(w)
+	fmt.Fprintf(w, "dead letters: %d, %s of %s\n", b.DeadLetters, humanBytes(float64(b.DeadLetterBytes)), humanBytes(float64(b.DeadLetterMaxBytes)))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TARGET\tSTATE\tLAG MSGS\tLAG BYTES\tOLDEST\tROWS WRITTEN\tDEAD LETTERS\tLOST")
 	for _, t := range st.Targets {
