@@ -42,6 +42,11 @@ type Result struct {
 
 	Drain *Drain
 
+	// Group commit, from Sluice's metrics (0 when unknown): groups stored, publishes in them,
+	// and the fsyncs that made them durable.
+	Groups, GroupedMessages, Fsyncs int64
+	FsyncSeconds                    float64
+
 	puback, e2e []uint32 // µs
 }
 
@@ -121,6 +126,13 @@ func (r *Result) print(out io.Writer) {
 	} else {
 		row("Sluice CPU, RSS", "unknown (give --pid of the running Sluice)")
 	}
+	if r.Groups > 0 {
+		g := fmt.Sprintf("%d groups, %.1f publishes per group", r.Groups, float64(r.GroupedMessages)/float64(r.Groups))
+		if r.Fsyncs > 0 {
+			g += fmt.Sprintf(", %d fsyncs (mean %.2f ms)", r.Fsyncs, 1000*r.FsyncSeconds/float64(r.Fsyncs))
+		}
+		row("group commit", g)
+	}
 	row("generator CPU", fmt.Sprintf("%.2f s, %.2f s per 100k messages", r.GeneratorCPU, per100k(r.GeneratorCPU, r.Sent)))
 	if d := r.Drain; d != nil {
 		if d.Done.IsZero() {
@@ -159,6 +171,9 @@ func (r *Result) Line() string {
 	kv("cpu_s", r.SluiceCPU, 2)
 	kv("cpu_s_per_100k", per100k(r.SluiceCPU, r.Sent), 2)
 	kv("gen_cpu_s_per_100k", per100k(r.GeneratorCPU, r.Sent), 2)
+	if r.Groups > 0 {
+		kv("group_size", float64(r.GroupedMessages)/float64(r.Groups), 1)
+	}
 	kv("sent", float64(r.Sent), 0)
 	kv("rows", float64(r.TableRows), 0)
 	return b.String()

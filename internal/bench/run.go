@@ -203,6 +203,13 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 	res.Seconds = doneAt.Sub(start).Seconds()
 	stopWatch()
 	watching.Wait()
+	if m, err := w.scrape(ctx, "sluice_buffer_group_messages_sum", "sluice_buffer_group_messages_count",
+		"sluice_buffer_fsync_seconds_sum", "sluice_buffer_fsync_seconds_count"); err == nil {
+		res.Groups = int64(m["sluice_buffer_group_messages_count"])
+		res.GroupedMessages = int64(m["sluice_buffer_group_messages_sum"])
+		res.Fsyncs = int64(m["sluice_buffer_fsync_seconds_count"])
+		res.FsyncSeconds = m["sluice_buffer_fsync_seconds_sum"]
+	}
 
 	if pid > 0 {
 		if s, err := readProc(pid); err == nil {

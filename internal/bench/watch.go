@@ -172,6 +172,39 @@ func (w *watcher) committed(ctx context.Context) (int64, error) {
 	return int64(total), nil
 }
 
+// scrape returns the values of the named metrics (summed over their labels) from the admin
+// listener's /metrics.
+func (w *watcher) scrape(ctx context.Context, names ...string) (map[string]float64, error) {
+	if w.admin == "" {
+		return nil, fmt.Errorf("no admin listener")
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+w.admin+"/metrics", nil)
+	resp, err := w.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		name, _, _ := strings.Cut(line, " ")
+		name, _, _ = strings.Cut(name, "{")
+		for _, want := range names {
+			if name != want {
+				continue
+			}
+			if i := strings.LastIndexByte(line, ' '); i > 0 {
+				if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+					out[name] += v
+				}
+			}
+		}
+	}
+	return out, sc.Err()
+}
+
 // count counts the rows in the measurements table.
 func (w *watcher) count(ctx context.Context) (int64, error) {
 	var n int64
