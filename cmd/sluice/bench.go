@@ -7,8 +7,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"syscall"
+	"time"
 
 	"github.com/sluice-iot/sluice/internal/bench"
 )
@@ -98,7 +101,10 @@ func runProfiled(args []string, stderr io.Writer) int {
 	}
 	defer f.Close()
 	pprof.StartCPUProfile(f)
+	stop := make(chan struct{})
+	go keepPeakHeap(filepath.Join(filepath.Dir(*mem), "heap.pprof"), stop)
 	code := runSite(args[4:], stderr)
+	close(stop)
 	pprof.StopCPUProfile()
 	m, err := os.Create(*mem)
 	if err != nil {
@@ -108,4 +114,29 @@ func runProfiled(args []string, stderr io.Writer) int {
 	defer m.Close()
 	pprof.Lookup("allocs").WriteTo(m, 0)
 	return code
+}
+
+// keepPeakHeap writes the heap profile to path whenever the heap in use is the largest seen
+// (checked every second) until stop is closed: what holds memory at the peak of a run.
+func keepPeakHeap(path string, stop <-chan struct{}) {
+	var peak uint64
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		if ms.HeapInuse <= peak {
+			continue
+		}
+		peak = ms.HeapInuse
+		if f, err := os.Create(path); err == nil {
+			pprof.Lookup("heap").WriteTo(f, 0)
+			f.Close()
+		}
+	}
 }

@@ -49,7 +49,8 @@ type Config struct {
 	Fsync  bool
 	// Keep leaves the started Sluice's schema in place.
 	Keep bool
-	// Profile is a directory where a started Sluice writes cpu.pprof and allocs.pprof.
+	// Profile is a directory where a started Sluice writes cpu.pprof, allocs.pprof and
+	// heap.pprof (the heap at its peak).
 	Profile string
 }
 
