@@ -62,6 +62,9 @@ func (b *Buffer) reclaim(ctx context.Context) {
 		return
 	}
 	b.floor.last = time.Now()
+	if d, err := b.js.Stream(ctx, b.DLQStream()); err == nil {
+		b.m.dlqBytes.Set(float64(d.CachedInfo().State.Bytes))
+	}
 	s, err := b.js.Stream(ctx, b.cfg.Stream)
 	if err != nil {
 		return

@@ -8,6 +8,7 @@ type bufferMetrics struct {
 	asyncFailed    *prometheus.CounterVec
 	usedBytes      prometheus.Gauge
 	reclaimed      prometheus.Counter
+	dlqBytes       prometheus.Gauge
 }
 
 func newBufferMetrics(reg prometheus.Registerer) *bufferMetrics {
@@ -34,7 +35,11 @@ func newBufferMetrics(reg prometheus.Registerer) *bufferMetrics {
 		Name: "sluice_buffer_reclaimed_messages_total",
 		Help: "Uplinks every target had committed, removed to keep the stream below its budget (history kept for replay).",
 	})
-	reg.MustRegister(m.publishSeconds, m.publishFailed, m.asyncFailed, m.usedBytes, m.reclaimed)
+	m.dlqBytes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sluice_buffer_dead_letter_bytes",
+		Help: "Bytes held in the dead-letter stream, against its dlq_max_bytes budget.",
+	})
+	reg.MustRegister(m.publishSeconds, m.publishFailed, m.asyncFailed, m.usedBytes, m.reclaimed, m.dlqBytes)
 	return m
 }
 

@@ -62,6 +62,7 @@ func (b *Buffer) Status(ctx context.Context) (BufferStatus, error) {
 	bs.DeadLetterMaxBytes = int64(b.cfg.DLQMaxBytes)
 	if d, err := b.js.Stream(ctx, b.DLQStream()); err == nil {
 		bs.DeadLetters, bs.DeadLetterBytes = d.CachedInfo().State.Msgs, d.CachedInfo().State.Bytes
+		b.m.dlqBytes.Set(float64(bs.DeadLetterBytes))
 	}
 	b.m.usedBytes.Set(float64(st.Bytes))
 	return bs, nil
