@@ -1,6 +1,7 @@
 package decoders
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -67,6 +68,8 @@ func Reason(err error) string {
 		return "payload"
 	case errors.Is(err, ErrBusy):
 		return "busy"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "cancelled"
 	default:
 		return "other"
 	}
@@ -85,6 +88,9 @@ func scriptFailure(err error) (cause error, line, col int) {
 	switch {
 	case errors.As(err, &interrupted):
 		line, col = position(interrupted.Stack())
+		if cause, ok := interrupted.Value().(error); ok && cause != ErrTimeout {
+			return fmt.Errorf("script interrupted: %w", cause), line, col // the caller's context
+		}
 		return ErrTimeout, line, col
 	case errors.As(err, &overflow):
 		line, col = position(overflow.Stack())

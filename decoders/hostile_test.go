@@ -182,3 +182,25 @@ func TestHostileConcurrent(t *testing.T) {
 		}
 	}
 }
+
+func TestHostileContextCancel(t *testing.T) {
+	cfg := testConfig()
+	cfg.Timeout = 10 * time.Second
+	s, err := NewScript("slow", "slow.js", []byte(`function Decoder(bytes) { while (bytes[0] === 1) {} return {ok: true} }`), cfg, ScriptOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
+	start := time.Now()
+	_, err = s.Decode(ctx, testInput(1))
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "script interrupted: context canceled") {
+		t.Errorf("err = %v, want an interruption by context.Canceled", err)
+	}
+	if elapsed := time.Since(start); elapsed > hostileBound {
+		t.Errorf("decode took %v; cancelling the context should stop it", elapsed)
+	}
+	if out, err := s.Decode(context.Background(), testInput(0)); err != nil || out.Data["ok"] != true {
+		t.Errorf("next decode = %v, %v; want ok", out, err)
+	}
+}

@@ -25,7 +25,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "sluice_decoder_calls_total", Help: "Decode calls, by decoder.",
 		}, []string{"decoder"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_decoder_failures_total", Help: "Failed decode calls, by decoder and reason (timeout, exception, reported, invalid_output, output_too_large, stack_overflow, payload, busy, other).",
+			Name: "sluice_decoder_failures_total", Help: "Failed decode calls, by decoder and reason (timeout, exception, reported, invalid_output, output_too_large, stack_overflow, payload, busy, cancelled, other).",
 		}, []string{"decoder", "reason"}),
 		timeouts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_decoder_timeouts_total", Help: "Script calls interrupted by the timeout, by decoder.",

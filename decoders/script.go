@@ -139,5 +139,13 @@ func (p *program) decode(ctx context.Context, in *Input) (*Output, error) {
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
+	if ctx.Done() != nil { // a cancelled caller interrupts the script too
+		stop := context.AfterFunc(ctx, func() { v.rt.Interrupt(context.Cause(ctx)) })
+		defer func() {
+			if !stop() {
+				v.broken = true // the interrupt may land after the call: never reuse
+			}
+		}()
+	}
 	return v.decode(in, deadline)
 }
