@@ -2,6 +2,7 @@ package decoders
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -140,7 +141,13 @@ func (p *program) decode(ctx context.Context, in *Input) (*Output, error) {
 		deadline = d
 	}
 	if ctx.Done() != nil { // a cancelled caller interrupts the script too
-		stop := context.AfterFunc(ctx, func() { v.rt.Interrupt(context.Cause(ctx)) })
+		stop := context.AfterFunc(ctx, func() {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				v.rt.Interrupt(ErrTimeout) // a deadline is a time budget, like the timeout
+				return
+			}
+			v.rt.Interrupt(context.Cause(ctx))
+		})
 		defer func() {
 			if !stop() {
 				v.broken = true // the interrupt may land after the call: never reuse
