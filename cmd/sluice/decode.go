@@ -24,9 +24,9 @@ const decodeUsage = `usage: sluice decode (--script FILE | --template NAME | --d
        sluice decode --test PATH
 
 Decodes one payload and prints {"data":…,"warnings":[…],"errors":[…]} (with --readings, the
-readings that would be stored), or runs the example vectors of the template at PATH or of every
-template (template.yaml) and The Things Stack codec file (*-codec.yaml) under it. Exit status: 0 success, 1 the decoder failed or reported errors (or an
-example failed), 2 usage error.
+readings that would be stored), or runs the example vectors of every template (template.yaml)
+and The Things Stack codec file (*-codec.yaml) at or under PATH. Exit status: 0 success, 1 the
+decoder failed or reported errors (or an example failed), 2 usage error.
 `
 
 // varFlags collects repeated --var k=v.
@@ -70,6 +70,9 @@ func runDecode(args []string, stdout, stderr io.Writer) int {
 	)
 	fs.Var(vars, "var", "device variable `k=v` passed to the decoder (repeatable)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
 		return exitUsage
 	}
 	usageErr := func(format string, a ...any) int {

@@ -52,6 +52,8 @@ func TestDecodeCommand(t *testing.T) {
 			`{"data":{"temperature_3":27.2,"temperature_5":25.5},"warnings":[],"errors":[]}` + "\n", ""},
 		{"template by decoder name", []string{"--templates", testTemplates, "--decoder", "dragino/lse01", "--fport", "2", "--hex", "0D0E010B0B5409C400A510", "--readings", "--recv-time", "2025-01-01T00:00:00Z"}, 0,
 			`[{"metric":"battery","value":3.342,"unit":"V","time":"2025-01-01T00:00:00Z"},{"metric":"soil.ec","value":0.165,"unit":"dS/m",…`, ""},
+		{"help", []string{"-h"}, 0, "", "usage: sluice decode"},
+		{"unknown flag", []string{"--nope"}, 2, "", "flag provided but not defined: -nope"},
 		{"no decoder", []string{"--fport", "1", "--hex", "00"}, 2, "", "give exactly one of --script, --template, --decoder"},
 		{"two decoders", []string{"--script", script, "--decoder", "json", "--fport", "1", "--hex", "00"}, 2, "", "give exactly one"},
 		{"no fport", []string{"--script", script, "--hex", "00"}, 2, "", "--fport must be given"},
