@@ -99,8 +99,8 @@ func TestRaw(t *testing.T) {
 	if got, want := jsonOf(t, out.Data), `{"base64":"3q2+7w==","hex":"deadbeef","size":4}`; got != want {
 		t.Errorf("data = %s, want %s", got, want)
 	}
-	if len(out.Readings) != 0 {
-		t.Errorf("readings = %v, want none", out.Readings)
+	if out.Readings == nil || len(out.Readings) != 0 {
+		t.Errorf("readings = %#v, want an empty list", out.Readings)
 	}
 }
 

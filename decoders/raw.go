@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+
+	"github.com/sluice-iot/sluice"
 )
 
 // Raw is the built-in decoder "raw": it keeps the bytes, as hex and base64, and makes no
@@ -19,5 +21,5 @@ func (Raw) Decode(_ context.Context, in *Input) (*Output, error) {
 		"hex":    hex.EncodeToString(in.Bytes),
 		"base64": base64.StdEncoding.EncodeToString(in.Bytes),
 		"size":   float64(len(in.Bytes)),
-	}}, nil
+	}, Readings: []sluice.Reading{}}, nil
 }
