@@ -20,11 +20,12 @@ import (
 )
 
 const decodeUsage = `usage: sluice decode (--script FILE | --template NAME | --decoder NAME) --fport N
-                     (--hex HEX | --base64 B64) [--var k=v]... [--recv-time RFC3339] [--readings]
+                     (--hex HEX | --base64 B64) [--var k=v]... [--recv-time RFC3339]
+                     [--readings | --normalized]
        sluice decode --test PATH
 
 Decodes one payload and prints {"data":…,"warnings":[…],"errors":[…]} (with --readings, the
-readings that would be stored), or runs the example vectors of every template (template.yaml)
+readings that would be stored; with --normalized, normalizeUplink's output), or runs the example vectors of every template (template.yaml)
 and The Things Stack codec file (*-codec.yaml) at or under PATH. Exit status: 0 success, 1 the
 decoder failed or reported errors (or an example failed), 2 usage error.
 `
@@ -64,6 +65,7 @@ func runDecode(args []string, stdout, stderr io.Writer) int {
 		b64Bytes  = fs.String("base64", "", "payload as base64 `B64`")
 		recvTime  = fs.String("recv-time", "", "receive time, `RFC3339` (default now)")
 		readings  = fs.Bool("readings", false, "print the readings that would be stored instead of the decoder output")
+		normal    = fs.Bool("normalized", false, "print the normalized payload (normalizeUplink) instead of the decoder output")
 		timeout   = fs.Duration("timeout", decoders.DefaultConfig().Timeout, "script time budget per call")
 		test      = fs.String("test", "", "run the example vectors of the template(s) under `PATH`")
 		vars      = varFlags{}
@@ -103,6 +105,9 @@ func runDecode(args []string, stdout, stderr io.Writer) int {
 	}
 	if chosen != 1 {
 		return usageErr("give exactly one of --script, --template, --decoder")
+	}
+	if *readings && *normal {
+		return usageErr("give --readings or --normalized, not both")
 	}
 	if *fport < 0 || *fport > 255 {
 		return usageErr("--fport must be given, 0 to 255")
@@ -200,9 +205,22 @@ func runDecode(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitOK
 	}
-	res := decodeResult{Data: out.Data, Warnings: out.Warnings, Errors: []string{}}
-	if res.Warnings == nil {
-		res.Warnings = []string{}
+	warnings := out.Warnings
+	if warnings == nil {
+		warnings = []string{}
+	}
+	var res any = decodeResult{Data: out.Data, Warnings: warnings, Errors: []string{}}
+	if *normal {
+		// As The Things Stack shows a normalized payload: a list of measurements.
+		ms := out.Normalized
+		if ms == nil {
+			ms = []map[string]any{}
+		}
+		res = struct {
+			Data     []map[string]any `json:"data"`
+			Warnings []string         `json:"warnings"`
+			Errors   []string         `json:"errors"`
+		}{ms, warnings, []string{}}
 	}
 	if err := enc.Encode(res); err != nil {
 		fmt.Fprintln(stderr, "sluice decode:", err)
