@@ -2,6 +2,7 @@ package decoders
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
@@ -203,4 +204,32 @@ func TestHostileContextCancel(t *testing.T) {
 	if out, err := s.Decode(context.Background(), testInput(0)); err != nil || out.Data["ok"] != true {
 		t.Errorf("next decode = %v, %v; want ok", out, err)
 	}
+}
+
+// FuzzScriptOutput returns whatever JSON the fuzzer writes as a decoder's data: the export
+// never panics, fails only with the documented causes, and what it returns encodes as JSON.
+func FuzzScriptOutput(f *testing.F) {
+	s, err := NewScript("echo", "echo.js", []byte(`function decodeUplink(input) {
+		var v = JSON.parse(String.fromCharCode.apply(null, input.bytes));
+		return {data: v, warnings: Array.isArray(v) ? v : []};
+	}`), testConfig(), ScriptOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range []string{`{"a":1}`, `{"a":{"b":[1,2,{"c":null}]}}`, `[1,2]`, `"x"`, `{"a":1e308}`, `{`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		out, err := s.Decode(context.Background(), &Input{Bytes: b, Device: "fuzz"})
+		if err != nil {
+			switch Reason(err) {
+			case "exception", "invalid_output", "output_too_large":
+				return
+			}
+			t.Fatalf("err = %v (reason %s)", err, Reason(err))
+		}
+		if _, err := json.Marshal(out.Data); err != nil {
+			t.Fatalf("data does not encode: %v", err)
+		}
+	})
 }
