@@ -15,6 +15,8 @@ type batch struct {
 	ids  []string // uplink id per message ("" when unreadable)
 	rows []row
 	from []int // index into msgs per row
+	// progress is when JetStream last heard that the batch is being written (keepBatch).
+	progress time.Time
 }
 
 func (b *batch) reset() {

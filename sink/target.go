@@ -45,8 +45,7 @@ type Target struct {
 	state     string
 	lastErr   error
 	lastLag   time.Time
-	prevSeq   uint64 // stream sequence of the last message delivered (evictions, status.go)
-	progress  time.Time
+	prevSeq   uint64       // stream sequence of the last message delivered (evictions, status.go)
 	written   atomic.Int64 // rows committed since start
 	lost      atomic.Int64 // messages evicted before this target committed them
 	closeOnce sync.Once
@@ -134,24 +133,30 @@ func (t *Target) Run(ctx context.Context) error {
 	t.startLossCount(cons)
 	t.log.Info().Str("start", t.cfg.Start).Msg("sink started")
 
-	// Two batches: the next one is fetched and decoded while the previous one is written, so
-	// that Sluice's work and the database's overlap. One write at a time, in order.
-	var bufs [2]batch
+	// Up to two batches are written at once (two database connections, so that PostgreSQL
+	// can use two cores) while the next one is fetched and decoded. Every message is
+	// acknowledged on its own after its batch commits, so batches may commit in any order.
+	const writers = 2
+	var bufs [writers + 1]batch // the one being filled never has a write in flight
 	cur := 0
-	written := make(chan error, 1)
-	writing := false
-	// settle waits for the write in flight; false when ctx was cancelled before it was written.
+	var inFlight []chan error // oldest first
+	// settle waits for the oldest write; false when ctx was cancelled before it was written.
 	settle := func() bool {
-		if !writing {
-			return true
-		}
-		writing = false
-		if err := <-written; err != nil {
+		done := inFlight[0]
+		inFlight = inFlight[1:]
+		if err := <-done; err != nil {
 			return false
 		}
 		t.observe(ctx, cons)
 		t.buf.reclaim(ctx)
 		return true
+	}
+	settleAll := func() bool {
+		ok := true
+		for len(inFlight) > 0 {
+			ok = settle() && ok
+		}
+		return ok
 	}
 	for {
 		b := &bufs[cur]
@@ -159,11 +164,11 @@ func (t *Target) Run(ctx context.Context) error {
 		if _, err := t.fill(ctx, it, b, nil, nil); err != nil {
 			switch {
 			case ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed):
-				settle()
+				settleAll()
 				return nil
 			case errors.Is(err, errIdle):
-				if writing {
-					if !settle() {
+				if len(inFlight) > 0 {
+					if !settleAll() {
 						return nil
 					}
 					continue
@@ -175,12 +180,14 @@ func (t *Target) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		if !settle() {
+		if len(inFlight) == writers && !settle() {
+			settleAll()
 			return nil // cancelled while the database was unreachable: redelivered on restart
 		}
-		writing = true
-		go func() { written <- t.flush(ctx, b) }()
-		cur = 1 - cur
+		done := make(chan error, 1)
+		go func() { done <- t.flush(ctx, b) }()
+		inFlight = append(inFlight, done)
+		cur = (cur + 1) % len(bufs)
 	}
 }
 
@@ -262,7 +269,7 @@ func (t *Target) flush(ctx context.Context, b *batch) error {
 		return nil
 	}
 	start := time.Now()
-	t.progress = start
+	b.progress = start
 	if err := t.writeIsolating(ctx, b); err != nil {
 		return err
 	}
@@ -287,13 +294,13 @@ func (t *Target) flush(ctx context.Context, b *batch) error {
 // keepBatch tells JetStream the batch is still being worked on, so that a long retry or
 // isolation does not get it redelivered elsewhere.
 func (t *Target) keepBatch(b *batch) {
-	if time.Since(t.progress) < ackWait/3 {
+	if time.Since(b.progress) < ackWait/3 {
 		return
 	}
 	for _, m := range b.msgs {
 		_ = m.InProgress()
 	}
-	t.progress = time.Now()
+	b.progress = time.Now()
 }
 
 // retry calls fn until it succeeds or ctx is cancelled, backing off exponentially between
