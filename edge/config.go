@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluice-iot/sluice"
 	"github.com/sluice-iot/sluice/broker"
+	"github.com/sluice-iot/sluice/decoders"
 	"github.com/sluice-iot/sluice/hooks"
 	"github.com/sluice-iot/sluice/sink"
 )
@@ -30,6 +31,9 @@ type Config struct {
 	MQTT   broker.Config       `yaml:"mqtt"`
 	NATS   sink.BufferConfig   `yaml:"nats"`
 	Routes []hooks.RouteConfig `yaml:"routes"`
+	// Decoders configures the JavaScript sandbox, the script and template directories and their
+	// hot reload (docs/decoders.md); routes and the registry name decoders from this set.
+	Decoders decoders.Config `yaml:"decoders"`
 	// Registry, Dedup and Subscribe serve LoRaWAN network servers (docs/lorawan.md): the
 	// device registry, the multi-gateway de-duplication window, and subscriptions to other
 	// brokers feeding the same routes.
@@ -64,6 +68,7 @@ func DefaultConfig() Config {
 		Log:             LogConfig{Level: "info", Format: "auto"},
 		MQTT:            broker.DefaultConfig(),
 		NATS:            sink.DefaultBufferConfig(),
+		Decoders:        decoders.DefaultConfig(),
 		Registry:        hooks.DefaultRegistryConfig(),
 		Dedup:           hooks.DefaultDedupConfig(),
 		ShutdownTimeout: 15 * time.Second,
@@ -119,6 +124,7 @@ func (c *Config) Validate() error {
 	}
 	_, err := hooks.NewRouter(c.Routes)
 	add("", err)
+	add("decoders.", c.Decoders.Validate())
 	add("registry.", c.Registry.Validate())
 	add("dedup.", c.Dedup.Validate())
 	subs := map[string]bool{}

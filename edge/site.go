@@ -34,6 +34,7 @@ type Site struct {
 	log      zerolog.Logger
 	reg      *prometheus.Registry
 	buffer   *sink.Buffer
+	decoders *decoders.Set
 	targets  []*sink.Target
 	broker   *broker.Broker
 	ingest   *hooks.Ingest
@@ -70,7 +71,13 @@ func New(cfg Config, log zerolog.Logger) (*Site, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.ingest, err = hooks.NewIngest(router, decoders.NewSet(), s.buffer, log, s.reg); err != nil {
+	// The decoders' scripts and templates are read here, so a script that does not compile
+	// stops the start with its file and line:column.
+	if s.decoders, err = decoders.Open(cfg.Decoders, log, s.reg); err != nil {
+		return nil, fmt.Errorf("decoders: %w", err)
+	}
+	if s.ingest, err = hooks.NewIngest(router, s.decoders, s.buffer, log, s.reg); err != nil {
+		s.decoders.Close()
 		return nil, err
 	}
 	if err := s.newRateLimits(); err != nil { // flood limits and store-on-change (ratelimit.go)
@@ -127,6 +134,16 @@ func (s *Site) Run(ctx context.Context) error {
 		return err
 	}
 	defer s.buffer.Close()
+	defer s.decoders.Close()
+	decodersCtx, stopDecoders := context.WithCancel(ctx)
+	decodersDone := make(chan struct{})
+	go func() { // hot reload of scripts and templates (when decoders.watch is on)
+		defer close(decodersDone)
+		if err := s.decoders.Run(decodersCtx); err != nil {
+			s.log.Error().Err(err).Str("component", "decoders").Msg("decoders not watched: changes need a restart")
+		}
+	}()
+	defer func() { stopDecoders(); <-decodersDone }()
 	stopFilterState := s.startFilterState(ctx) // restore store-on-change state before intake
 	defer stopFilterState()                    // the last snapshot, once the broker has closed
 	defer func() {

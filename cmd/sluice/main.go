@@ -36,6 +36,7 @@ commands:
   replay   re-deliver retained history (or re-decode failures) to one target, resumable
   status   print buffer usage and per-target lag, rows written and dead letters
   check    load and validate the configuration, print problems
+  decode   run a decoder, script or device template on one payload, or a template's examples
   passwd   print the bcrypt hash of a password read from standard input
   bench    load a Sluice end to end over MQTT and report its performance
   version  print the version

@@ -113,7 +113,13 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	}
 	defer tg.Close()
 	if o.Errors {
-		o.Redecode = redecoder(decoders.NewSet())
+		set, err := decoders.Open(cfg.Decoders, log, nil) // the site's decoders, as now on disk
+		if err != nil {
+			fmt.Fprintln(stderr, "sluice replay: decoders:", err)
+			return exitUsage
+		}
+		defer set.Close()
+		o.Redecode = redecoder(set)
 	}
 	bar := newProgress(stderr)
 	o.Progress = bar.update
