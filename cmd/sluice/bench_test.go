@@ -24,6 +24,8 @@ func TestBenchCommitsWhatItSent(t *testing.T) {
 	}{
 		{"json qos1", []string{"--payload", "json", "--qos", "1", "--messages", "3000", "--connections", "5"}, 3000},
 		{"lpp qos1 at a rate", []string{"--payload", "lpp", "--qos", "1", "--messages", "600", "--connections", "3", "--rate", "2000"}, 600},
+		{"chirpstack through the lht65 template", []string{"--payload", "chirpstack", "--templates", "../../configs/templates",
+			"--messages", "400", "--connections", "2"}, 400},
 		{"json through an outage", []string{"--payload", "json", "--duration", "6s", "--outage", "1s", "--rate", "500", "--connections", "5"}, -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
