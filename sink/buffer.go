@@ -90,11 +90,12 @@ func (b *Buffer) Open(ctx context.Context) error {
 		b.Close()
 		return err
 	}
-	var syncer *blockSyncer
+	// Group commit pays off with fsync (one fsync per group); without, concurrent publishes
+	// already share the connection's writes and the stream's loop, and the hand-offs to a
+	// committer only add latency (docs/benchmarks.md).
 	if b.cfg.Fsync && b.ns != nil {
-		syncer = newBlockSyncer(b.cfg.StoreDir, b.cfg.Stream)
+		b.group = newGroupCommit(b.js, newBlockSyncer(b.cfg.StoreDir, b.cfg.Stream), b.cfg.PublishTimeout, b.gm)
 	}
-	b.group = newGroupCommit(b.js, syncer, b.cfg.PublishTimeout, b.gm)
 	return nil
 }
 
@@ -160,8 +161,8 @@ func (b *Buffer) ensureStream(ctx context.Context) error {
 }
 
 // Publish stores data on subject with msgID for de-duplication. With wait it returns once
-// JetStream has stored the message (or failed to), and with nats.fsync once it is on disk:
-// concurrent waiting publishes are stored as one group (group.go). Without wait, it enqueues
+// JetStream has stored the message (or failed to); with nats.fsync, once it is on disk, and
+// concurrent waiting publishes are then stored and synced as one group (group.go). Without wait, it enqueues
 // the message in the bounded asynchronous window and returns at once (failures are counted,
 // not returned). A full stream yields sluice.ErrBufferFull.
 func (b *Buffer) Publish(ctx context.Context, subject, msgID string, data []byte, wait bool) error {
@@ -171,7 +172,12 @@ func (b *Buffer) Publish(ctx context.Context, subject, msgID string, data []byte
 	}
 	start := time.Now()
 	if wait {
-		err := b.group.store(ctx, msg)
+		var err error
+		if b.group != nil {
+			err = b.group.store(ctx, msg)
+		} else {
+			err = b.publishWait(ctx, msg)
+		}
 		if err == nil {
 			b.m.publishSeconds.Observe(time.Since(start).Seconds())
 			return nil
@@ -190,6 +196,26 @@ func (b *Buffer) Publish(ctx context.Context, subject, msgID string, data []byte
 		return fmt.Errorf("publish to %s: %w", subject, err)
 	}
 	return nil
+}
+
+// publishWait publishes msg and waits for its acknowledgement (bounded by the publish timeout).
+func (b *Buffer) publishWait(ctx context.Context, msg *nats.Msg) error {
+	f, err := b.js.PublishMsgAsync(msg)
+	if err != nil {
+		return err
+	}
+	timer := time.NewTimer(b.cfg.PublishTimeout)
+	defer timer.Stop()
+	select {
+	case <-f.Ok():
+		return nil
+	case err := <-f.Err():
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return context.DeadlineExceeded
+	}
 }
 
 // isFull reports whether err is JetStream refusing a message for the stream's limits
