@@ -90,12 +90,13 @@ func (b *Buffer) Open(ctx context.Context) error {
 		b.Close()
 		return err
 	}
-	// Group commit pays off with fsync (one fsync per group); without, concurrent publishes
-	// already share the connection's writes and the stream's loop, and the hand-offs to a
-	// committer only add latency (docs/benchmarks.md).
+	// One fsync per group with nats.fsync; without, group commit still costs less CPU than a
+	// wait per publisher at the same latency (docs/benchmarks.md).
+	var syncer *blockSyncer
 	if b.cfg.Fsync && b.ns != nil {
-		b.group = newGroupCommit(b.js, newBlockSyncer(b.cfg.StoreDir, b.cfg.Stream), b.cfg.PublishTimeout, b.gm)
+		syncer = newBlockSyncer(b.cfg.StoreDir, b.cfg.Stream)
 	}
+	b.group = newGroupCommit(b.js, syncer, b.cfg.PublishTimeout, b.gm)
 	return nil
 }
 
@@ -161,8 +162,8 @@ func (b *Buffer) ensureStream(ctx context.Context) error {
 }
 
 // Publish stores data on subject with msgID for de-duplication. With wait it returns once
-// JetStream has stored the message (or failed to); with nats.fsync, once it is on disk, and
-// concurrent waiting publishes are then stored and synced as one group (group.go). Without wait, it enqueues
+// JetStream has stored the message (or failed to), and with nats.fsync once it is on disk:
+// concurrent waiting publishes are stored (and synced) as one group (group.go). Without wait, it enqueues
 // the message in the bounded asynchronous window and returns at once (failures are counted,
 // not returned). A full stream yields sluice.ErrBufferFull.
 func (b *Buffer) Publish(ctx context.Context, subject, msgID string, data []byte, wait bool) error {
@@ -172,12 +173,7 @@ func (b *Buffer) Publish(ctx context.Context, subject, msgID string, data []byte
 	}
 	start := time.Now()
 	if wait {
-		var err error
-		if b.group != nil {
-			err = b.group.store(ctx, msg)
-		} else {
-			err = b.publishWait(ctx, msg)
-		}
+		err := b.group.store(ctx, msg)
 		if err == nil {
 			b.m.publishSeconds.Observe(time.Since(start).Seconds())
 			return nil
@@ -196,26 +192,6 @@ func (b *Buffer) Publish(ctx context.Context, subject, msgID string, data []byte
 		return fmt.Errorf("publish to %s: %w", subject, err)
 	}
 	return nil
-}
-
-// publishWait publishes msg and waits for its acknowledgement (bounded by the publish timeout).
-func (b *Buffer) publishWait(ctx context.Context, msg *nats.Msg) error {
-	f, err := b.js.PublishMsgAsync(msg)
-	if err != nil {
-		return err
-	}
-	timer := time.NewTimer(b.cfg.PublishTimeout)
-	defer timer.Stop()
-	select {
-	case <-f.Ok():
-		return nil
-	case err := <-f.Err():
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-timer.C:
-		return context.DeadlineExceeded
-	}
 }
 
 // isFull reports whether err is JetStream refusing a message for the stream's limits
