@@ -163,9 +163,9 @@ func (b *Buffer) ensureStream(ctx context.Context) error {
 
 // Publish stores data on subject with msgID for de-duplication. With wait it returns once
 // JetStream has stored the message (or failed to), and with nats.fsync once it is on disk:
-// concurrent waiting publishes are stored (and synced) as one group (group.go). Without wait, it enqueues
-// the message in the bounded asynchronous window and returns at once (failures are counted,
-// not returned). A full stream yields sluice.ErrBufferFull.
+// concurrent waiting publishes are stored (and synced) as one group (group.go). Without wait,
+// it enqueues the message in the bounded asynchronous window and returns at once (failures
+// are counted, not returned). A full stream yields sluice.ErrBufferFull.
 func (b *Buffer) Publish(ctx context.Context, subject, msgID string, data []byte, wait bool) error {
 	msg := &nats.Msg{Subject: subject, Data: data}
 	if msgID != "" {
