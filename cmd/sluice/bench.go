@@ -50,7 +50,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Sluice, "sluice", "", "the Sluice binary to start (default: this one)")
 	fs.StringVar(&cfg.Templates, "templates", cfg.Templates, "device template directory (for --payload chirpstack)")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the database schema of the started Sluice")
-	fs.StringVar(&cfg.Profile, "profile", "", "write CPU and allocation profiles of the started Sluice into `dir` (cpu.pprof, allocs.pprof)")
+	fs.StringVar(&cfg.Profile, "profile", "", "write CPU, allocation and peak-heap profiles of the started Sluice into `dir` (cpu.pprof, allocs.pprof, heap.pprof)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
