@@ -132,7 +132,7 @@ func DefaultTargetConfig() TargetConfig {
 		BatchRows: 5000,
 		BatchWait: 100 * time.Millisecond,
 		RetryMin:  100 * time.Millisecond,
-		RetryMax:  10 * time.Second,
+		RetryMax:  2 * time.Second,
 		Migrate:   true,
 		MaxConns:  4,
 		Start:     StartAll,
