@@ -12,10 +12,7 @@ import (
 // `sluice bench` starts a real Sluice, loads it briefly, and reports every message it sent as
 // committed readings on its RESULT line. Throughput is never asserted here.
 func TestBenchCommitsWhatItSent(t *testing.T) {
-	bin, err := buildSluice()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := sluiceBin(t)
 	pgtest.Connect(t, "") // fail early, with advice, when there is no database
 	for _, tc := range []struct {
 		name string

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,14 +20,11 @@ func TestRepeatedCrashLosesNothingAcknowledged(t *testing.T) {
 	if testing.Short() {
 		t.Skip("five crashes")
 	}
-	bin, err := buildSluice()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := sluiceBin(t)
 	dir := t.TempDir()
 	schema := pgtest.Schema(t)
 	addr := freeAddr(t)
-	config := writeConfig(t, dir, addr, schema)
+	config := writeConfig(t, dir, addr, schema, "")
 
 	var mu sync.Mutex
 	acked := map[int]bool{}
@@ -62,10 +58,7 @@ func TestRepeatedCrashLosesNothingAcknowledged(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); publish() }()
 		time.Sleep(time.Duration(300+rand.IntN(2000)) * time.Millisecond)
-		if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		c.cmd.Wait()
+		c.kill(t)
 		wg.Wait()
 		mu.Lock()
 		t.Logf("kill %d: %d messages acknowledged so far", kill, len(acked))
@@ -116,8 +109,5 @@ func TestRepeatedCrashLosesNothingAcknowledged(t *testing.T) {
 	if d := pgtest.Count(t, schema, "SELECT count(*) - count(DISTINCT value) FROM readings WHERE metric = 'seq'"); d != 0 {
 		t.Fatalf("%d duplicate readings", d)
 	}
-	last.cmd.Process.Signal(syscall.SIGTERM)
-	if err := last.cmd.Wait(); err != nil {
-		t.Fatalf("graceful stop: %v (want exit 0)", err)
-	}
+	last.stop(t)
 }

@@ -2,14 +2,9 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
-	"syscall"
 	"testing"
 	"time"
-
-	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sluice-iot/sluice/internal/pgtest"
 )
@@ -42,10 +37,7 @@ func socKept(below int) []time.Time {
 
 func socPublish(t *testing.T, addr string, from, to int) {
 	t.Helper()
-	cl := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprint("soc-", from)).SetAutoReconnect(false))
-	if tok := cl.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("connect: %v", tok.Error())
-	}
+	cl := connect(t, addr, fmt.Sprint("soc-", from))
 	defer cl.Disconnect(100)
 	for i := from; i < to; i++ {
 		at := socStart.Add(time.Duration(i) * time.Minute)
@@ -84,32 +76,14 @@ func socRows(t *testing.T, schema string, want int) []time.Time {
 // replayed from JetStream, and the database gets exactly the rows it gets without a crash —
 // no reading kept twice, no heartbeat missed.
 func TestStoreOnChangeSurvivesSIGKILL(t *testing.T) {
-	bin, err := buildSluice()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := sluiceBin(t)
 	dir := t.TempDir()
 	schema := pgtest.Schema(t)
 	addr := freeAddr(t)
-	config := filepath.Join(dir, "sluice.yaml")
-	err = os.WriteFile(config, fmt.Appendf(nil, `
-data_dir: %s
-log: {level: info, format: json}
-http: {address: ""}
-mqtt:
-  listeners: [{type: tcp, address: "%s"}]
-routes:
-  - {topic: "sensors/{device}/up", decoder: json, tenant: default}
-sink:
-  targets:
-    - {name: main, database_url: "%s", schema: %s, batch_wait: 20ms, retry_max: 500ms}
-store_on_change:
+	config := writeConfig(t, dir, addr, schema, `store_on_change:
   snapshot_interval: 1h
   metrics: {temperature: {absolute: 0.5, heartbeat: 15m}}
-`, filepath.Join(dir, "data"), addr, pgtest.URL(), schema), 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 
 	first := startChild(t, bin, config)
 	waitListening(t, addr)
@@ -117,10 +91,7 @@ store_on_change:
 	if got, want := socRows(t, schema, len(socKept(600))), socKept(600); len(got) != len(want) {
 		t.Fatalf("before the kill: %d rows, want %d", len(got), len(want))
 	}
-	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	first.cmd.Wait()
+	first.kill(t)
 
 	second := startChild(t, bin, config)
 	waitListening(t, addr)
@@ -129,8 +100,5 @@ store_on_change:
 	if !slices.EqualFunc(got, want, time.Time.Equal) {
 		t.Fatalf("after SIGKILL and restart the rows differ (%d, want %d):\n got %v\nwant %v", len(got), len(want), got, want)
 	}
-	second.cmd.Process.Signal(syscall.SIGTERM)
-	if err := second.cmd.Wait(); err != nil {
-		t.Fatalf("graceful stop: %v (want exit 0)", err)
-	}
+	second.stop(t)
 }
