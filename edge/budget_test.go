@@ -2,10 +2,7 @@ package edge_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -18,38 +15,6 @@ import (
 	"github.com/sluice-iot/sluice/internal/sitetest"
 	"github.com/sluice-iot/sluice/internal/tcpproxy"
 )
-
-// connect5 connects an MQTT 5 client.
-func connect5(t *testing.T, addr, id string) *paho5.Client {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := paho5.NewClient(paho5.ClientConfig{ClientID: id, Conn: conn, PacketTimeout: 30 * time.Second})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ca, err := c.Connect(ctx, &paho5.Connect{ClientID: id, CleanStart: true, KeepAlive: 30})
-	if err != nil || ca.ReasonCode != 0 {
-		t.Fatalf("mqtt 5 connect %s: %v", id, err)
-	}
-	t.Cleanup(func() { c.Disconnect(&paho5.Disconnect{}) })
-	return c
-}
-
-func status(t *testing.T, addr string) edge.Status {
-	t.Helper()
-	resp, err := http.Get("http://" + addr + "/status")
-	if err != nil {
-		t.Fatalf("status: %v", err)
-	}
-	defer resp.Body.Close()
-	var s edge.Status
-	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
-		t.Fatalf("status body: %v", err)
-	}
-	return s
-}
 
 // proxiedConfig is a test site whose first target reaches PostgreSQL through a cuttable proxy.
 func proxiedConfig(t *testing.T) (edge.Config, *tcpproxy.Proxy) {
@@ -118,7 +83,7 @@ func TestDiskBudgetRefusesThenRecovers(t *testing.T) {
 	if tok.WaitTimeout(3 * time.Second) {
 		t.Fatalf("MQTT 3.1.1 publish into a full buffer was acknowledged (err %v)", tok.Error())
 	}
-	st := status(t, site.HTTPAddr)
+	st := getJSON[edge.Status](t, site.HTTPAddr, "/status")
 	if st.Buffer.UsedRatio < 0.9 || st.Buffer.MaxBytes != 1<<20 || len(st.Targets) != 1 ||
 		st.Targets[0].State != "degraded" || st.Targets[0].LagMessages != uint64(acked) || st.Targets[0].OldestAgeSeconds <= 0 {
 		t.Fatalf("status while full: got %+v, want used ≥ 90%% of 1 MiB, target degraded with lag %d", st, acked)

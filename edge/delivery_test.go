@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-iot/sluice/edge"
 	"github.com/sluice-iot/sluice/internal/pgtest"
 	"github.com/sluice-iot/sluice/internal/sitetest"
 	"github.com/sluice-iot/sluice/internal/tcpproxy"
@@ -69,7 +70,7 @@ func TestOutageThirtySecondsDrain(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	proxy.Cut()
 	time.Sleep(30 * time.Second)
-	during := status(t, site.HTTPAddr).Targets[0]
+	during := getJSON[edge.Status](t, site.HTTPAddr, "/status").Targets[0]
 	conn := pgtest.Connect(t, site.Schema)
 	count := func() (n int64) {
 		if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM readings").Scan(&n); err != nil {
@@ -129,7 +130,7 @@ func TestDualWriteOneTargetCut(t *testing.T) {
 	if n := waitCountIn(t, site.Schema, 5*mid); n < 5*mid {
 		t.Fatalf("main target stalled while the mirror was cut: %d readings, want at least %d", n, 5*mid)
 	}
-	st := status(t, site.HTTPAddr)
+	st := getJSON[edge.Status](t, site.HTTPAddr, "/status")
 	if st.Targets[1].Name != "mirror" || st.Targets[1].State != "degraded" || st.Targets[1].LagMessages == 0 {
 		t.Fatalf("status while the mirror is cut: got %+v, want it degraded and lagging", st.Targets[1])
 	}

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
-
 	"github.com/sluice-iot/sluice/internal/pgtest"
 	"github.com/sluice-iot/sluice/internal/sitetest"
 )
@@ -104,14 +102,4 @@ func TestTenThousandQoS1Messages(t *testing.T) {
 	if perDevice != perClient {
 		t.Fatalf("device dev-3: got %d distinct seq values, want %d", perDevice, perClient)
 	}
-}
-
-func connect(t *testing.T, addr, id string) paho.Client {
-	t.Helper()
-	opts := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id).SetAutoReconnect(false)
-	cl := paho.NewClient(opts)
-	if tok := cl.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("connect %s: %v", id, tok.Error())
-	}
-	return cl
 }

@@ -3,7 +3,6 @@ package edge_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
@@ -100,30 +99,13 @@ func TestFloodLimitMQTT311(t *testing.T) {
 	}
 }
 
-// dialV5 connects an MQTT 5 client (github.com/eclipse/paho.golang).
-func dialV5(t *testing.T, addr, id string) *paho5.Client {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := paho5.NewClient(paho5.ClientConfig{ClientID: id, Conn: conn})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if ca, err := c.Connect(ctx, &paho5.Connect{ClientID: id, CleanStart: true, KeepAlive: 30}); err != nil || ca.ReasonCode != 0 {
-		t.Fatalf("mqtt 5 connect %s: %v", id, err)
-	}
-	t.Cleanup(func() { c.Disconnect(&paho5.Disconnect{}) })
-	return c
-}
-
 // MQTT 5: beyond its burst the flooding device's QoS 1 publishes get PUBACK reason 0x96
 // "message rate too high", a QoS 2 one PUBREC 0x96, and its QoS 0 ones are dropped; the
 // normal device loses nothing.
 func TestFloodLimitMQTT5(t *testing.T) {
 	site := sitetest.Start(t, floodConfig(t))
-	flood := dialV5(t, site.MQTTAddr, "flood-v5")
-	normal := dialV5(t, site.MQTTAddr, "normal-v5")
+	flood := connect5(t, site.MQTTAddr, "flood-v5")
+	normal := connect5(t, site.MQTTAddr, "normal-v5")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 

@@ -467,12 +467,7 @@ func TestLoRaWANRedeliveryCollapsesInTheBuffer(t *testing.T) {
 	cfg := sitetest.Config(t)
 	cfg.Routes = lorawanRoutes("")
 	cfg.Dedup.Window = 0
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.NATS.Listen = ln.Addr().String()
-	ln.Close()
+	cfg.NATS.Listen = freeAddr(t)
 	site := sitetest.Start(t, cfg)
 	const topic = "application/17c82e96-be03-4f38-aef3-f83d48582d97/device/a840414bf185f3b2/event/up"
 	event := string(csEvent(t, "chirpstack_up_object.json", nil))

@@ -1,10 +1,7 @@
 package edge_test
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/url"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,34 +9,12 @@ import (
 	"github.com/sluice-iot/sluice/edge"
 	"github.com/sluice-iot/sluice/internal/pgtest"
 	"github.com/sluice-iot/sluice/internal/sitetest"
-	"github.com/sluice-iot/sluice/internal/tcpproxy"
 )
-
-func readyz(t *testing.T, addr string) edge.Readiness {
-	t.Helper()
-	resp, err := http.Get("http://" + addr + "/readyz")
-	if err != nil {
-		t.Fatalf("readyz: %v", err)
-	}
-	defer resp.Body.Close()
-	var r edge.Readiness
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		t.Fatalf("readyz body: %v", err)
-	}
-	return r
-}
 
 // The database disappears for a while during a QoS 1 stream: Sluice keeps acknowledging,
 // /readyz says the sink is degraded, and every reading arrives once the database is back.
 func TestDatabaseOutage(t *testing.T) {
-	u, err := url.Parse(pgtest.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := tcpproxy.Start(t, u.Host)
-	cfg := sitetest.Config(t)
-	u.Host = proxy.Addr
-	cfg.Sink.Targets[0].DatabaseURL = u.String()
+	cfg, proxy := proxiedConfig(t)
 	cfg.Sink.Targets[0].RetryMax = 500 * time.Millisecond
 	site := sitetest.Start(t, cfg)
 
@@ -66,7 +41,7 @@ func TestDatabaseOutage(t *testing.T) {
 	publish(1000) // acknowledged from the buffer while the database is unreachable
 	var r edge.Readiness
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if r = readyz(t, site.HTTPAddr); r.Sinks["main"] == "degraded" {
+		if r = getJSON[edge.Readiness](t, site.HTTPAddr, "/readyz"); r.Sinks["main"] == "degraded" {
 			break
 		}
 	}
@@ -84,7 +59,7 @@ func TestDatabaseOutage(t *testing.T) {
 		t.Fatalf("distinct seq values: got %d, want %d", d, want)
 	}
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if r = readyz(t, site.HTTPAddr); r.Status == "ready" {
+		if r = getJSON[edge.Readiness](t, site.HTTPAddr, "/readyz"); r.Status == "ready" {
 			break
 		}
 	}

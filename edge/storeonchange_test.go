@@ -3,7 +3,6 @@ package edge_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -56,16 +55,6 @@ func storeOnChangeConfig(t *testing.T) edge.Config {
 	cfg.StoreOnChange.SnapshotInterval = time.Hour // snapshots at shutdown only: the test decides
 	cfg.NATS.Listen = freeAddr(t)
 	return cfg
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // publishSeries publishes readings from..to-1 of the series with QoS 1, each acknowledged
