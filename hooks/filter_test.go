@@ -10,36 +10,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-iot/sluice"
+	"github.com/sluice-iot/sluice/internal/socseries"
 )
 
 var t0 = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-
-// ScriptedValue is the i-th value of the scripted series shared with the end-to-end tests:
-// one reading a minute; for i < 500 the value steps up by 1.0 every ten readings, then it
-// stays at 50; every reading carries ±0.2 of noise. With an absolute deadband of 0.5 and a
-// heartbeat of 15 minutes, exactly ScriptedKept() are kept.
-func scriptedValue(i int) float64 {
-	base := 50.0
-	if i < 500 {
-		base = float64(i / 10)
-	}
-	if i%2 == 0 {
-		return base + 0.2
-	}
-	return base - 0.2
-}
-
-// scriptedKept returns the indexes kept, by construction: the first reading of every step
-// (i%10 == 0 below 500, then 500), and a heartbeat every 15 readings after 500.
-func scriptedKept() (changed, heartbeat []int) {
-	for i := 0; i <= 500; i += 10 {
-		changed = append(changed, i)
-	}
-	for i := 515; i < 1000; i += 15 {
-		heartbeat = append(heartbeat, i)
-	}
-	return changed, heartbeat
-}
 
 func scriptedConfig() FilterConfig {
 	cfg := DefaultFilterConfig()
@@ -82,14 +56,14 @@ func TestFilterScriptedSeries(t *testing.T) {
 	f, reg := newTestFilter(t, scriptedConfig())
 	var got []int
 	for i := range 1000 {
-		u := uplink("dev-1", t0.Add(time.Duration(i)*time.Minute), sluice.Reading{Metric: "temperature", Value: scriptedValue(i)})
+		u := uplink("dev-1", socseries.At(i), sluice.Reading{Metric: "temperature", Value: socseries.Value(i)})
 		if kept, _ := feed(f, u); len(kept) == 1 {
 			got = append(got, i)
-		} else if len(u.Suppressed) != 1 || u.Suppressed[0].Value != scriptedValue(i) {
+		} else if len(u.Suppressed) != 1 || u.Suppressed[0].Value != socseries.Value(i) {
 			t.Fatalf("reading %d: neither kept nor listed as suppressed: %+v", i, u)
 		}
 	}
-	changed, heartbeat := scriptedKept()
+	changed, heartbeat := socseries.Kept(1000)
 	want := slices.Concat(changed, heartbeat)
 	if !slices.Equal(got, want) {
 		t.Fatalf("kept readings:\n got %v\nwant %v", got, want)

@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/sluice-iot/sluice"
+	"github.com/sluice-iot/sluice/internal/socseries"
 )
 
 // runScript feeds readings from..to-1 of the scripted series and returns the kept indexes.
 func runScript(f *Filter, from, to int) []int {
 	var kept []int
 	for i := from; i < to; i++ {
-		u := uplink("dev-1", t0.Add(time.Duration(i)*time.Minute), sluice.Reading{Metric: "temperature", Value: scriptedValue(i)})
+		u := uplink("dev-1", socseries.At(i), sluice.Reading{Metric: "temperature", Value: socseries.Value(i)})
 		if k, _ := feed(f, u); len(k) == 1 {
 			kept = append(kept, i)
 		}
@@ -41,7 +42,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 		t.Fatalf("loaded %d series saved at %v, want 1 saved just now", n, savedAt)
 	}
 	got = append(got, runScript(f2, 600, 1000)...)
-	changed, heartbeat := scriptedKept()
+	changed, heartbeat := socseries.Kept(1000)
 	if want := slices.Concat(changed, heartbeat); !slices.Equal(got, want) {
 		t.Fatalf("kept readings across the restart:\n got %v\nwant %v", got, want)
 	}

@@ -7,41 +7,15 @@ import (
 	"time"
 
 	"github.com/sluice-iot/sluice/internal/pgtest"
+	"github.com/sluice-iot/sluice/internal/socseries"
 )
-
-// The scripted series of the store-on-change tests (hooks, edge): with a deadband of 0.5 and
-// a heartbeat of 15 minutes, 84 of its 1,000 readings are kept.
-var socStart = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-
-func socValue(i int) float64 {
-	base := 50.0
-	if i < 500 {
-		base = float64(i / 10)
-	}
-	if i%2 == 0 {
-		return base + 0.2
-	}
-	return base - 0.2
-}
-
-func socKept(below int) []time.Time {
-	var at []time.Time
-	for i := 0; i <= 500 && i < below; i += 10 {
-		at = append(at, socStart.Add(time.Duration(i)*time.Minute))
-	}
-	for i := 515; i < below; i += 15 {
-		at = append(at, socStart.Add(time.Duration(i)*time.Minute))
-	}
-	return at
-}
 
 func socPublish(t *testing.T, addr string, from, to int) {
 	t.Helper()
 	cl := connect(t, addr, fmt.Sprint("soc-", from))
 	defer cl.Disconnect(100)
 	for i := from; i < to; i++ {
-		at := socStart.Add(time.Duration(i) * time.Minute)
-		payload := fmt.Sprintf(`{"temperature":%g,"time":%q}`, socValue(i), at.Format(time.RFC3339))
+		payload := fmt.Sprintf(`{"temperature":%g,"time":%q}`, socseries.Value(i), socseries.At(i).Format(time.RFC3339))
 		if tok := cl.Publish("sensors/dev-1/up", 1, false, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 			t.Fatalf("reading %d: not acknowledged: %v", i, tok.Error())
 		}
@@ -88,7 +62,7 @@ func TestStoreOnChangeSurvivesSIGKILL(t *testing.T) {
 	first := startChild(t, bin, config)
 	waitListening(t, addr)
 	socPublish(t, addr, 0, 600)
-	if got, want := socRows(t, schema, len(socKept(600))), socKept(600); len(got) != len(want) {
+	if got, want := socRows(t, schema, len(socseries.KeptAt(600))), socseries.KeptAt(600); len(got) != len(want) {
 		t.Fatalf("before the kill: %d rows, want %d", len(got), len(want))
 	}
 	first.kill(t)
@@ -96,7 +70,7 @@ func TestStoreOnChangeSurvivesSIGKILL(t *testing.T) {
 	second := startChild(t, bin, config)
 	waitListening(t, addr)
 	socPublish(t, addr, 600, 1000)
-	got, want := socRows(t, schema, len(socKept(1000))), socKept(1000)
+	got, want := socRows(t, schema, len(socseries.KeptAt(1000))), socseries.KeptAt(1000)
 	if !slices.EqualFunc(got, want, time.Time.Equal) {
 		t.Fatalf("after SIGKILL and restart the rows differ (%d, want %d):\n got %v\nwant %v", len(got), len(want), got, want)
 	}
