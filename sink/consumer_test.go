@@ -1,0 +1,53 @@
+package sink_test
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/sluice-iot/sluice/internal/pgtest"
+	"github.com/sluice-iot/sluice/internal/tcpproxy"
+	"github.com/sluice-iot/sluice/sink"
+)
+
+// A target with start: new, made on an empty buffer, that stops while it holds delivered but
+// uncommitted uplinks (its database was cut; a kill -9 leaves the same consumer state) gets
+// them again when it starts anew: its consumer's acknowledgement floor is 0, and starting it
+// over "from new" would skip every one of them.
+func TestRestartAtAckFloorZeroKeepsUncommitted(t *testing.T) {
+	buf := openBuffer(t, nil)
+	u, err := url.Parse(pgtest.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := tcpproxy.Start(t, u.Host)
+	u.Host = proxy.Addr
+	cfg := targetConfig(t, "fresh_new")
+	cfg.DatabaseURL = u.String()
+	cfg.Start = sink.StartNew
+	tg := startTarget(t, buf, cfg, nil)
+	waitFor(t, 30*time.Second, "the target to consume", func() bool {
+		return tg.Report(context.Background()).State == sink.StateOK
+	})
+	proxy.Cut()
+	at := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+	const n = 20
+	for i := range n {
+		publish(t, buf, uplink(fmt.Sprintf("f%03d", i), "dev", at.Add(time.Duration(i)*time.Second), float64(i)))
+	}
+	waitFor(t, 30*time.Second, "the uplinks to be delivered and held uncommitted", func() bool {
+		c, err := buf.JetStream().Consumer(context.Background(), buf.Stream(), "sink-"+cfg.Name)
+		return err == nil && c.CachedInfo().NumAckPending == n && c.CachedInfo().AckFloor.Stream == 0
+	})
+	tg.stop()
+	proxy.Restore()
+
+	startTarget(t, buf, cfg, nil)
+	got := waitCount(t, cfg.Schema, "SELECT count(*) FROM readings", n, 30*time.Second)
+	time.Sleep(100 * time.Millisecond)
+	if got = pgtest.Count(t, cfg.Schema, "SELECT count(*) FROM readings"); got != n {
+		t.Fatalf("after the restart: got %d readings, want %d (published and held uncommitted)", got, n)
+	}
+}
