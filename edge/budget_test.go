@@ -124,35 +124,11 @@ func TestDiskBudgetRefusesThenRecovers(t *testing.T) {
 	if n := pgtest.Count(t, site.Schema, "SELECT count(*) FROM readings WHERE value = $1 OR value = $2", refusedV5, refusedV5+1); n != 0 {
 		t.Fatalf("a refused publish was stored")
 	}
-	if n := counterValue(t, site, "sluice_buffer_reclaimed_messages_total", "", ""); n == 0 {
+	if n := counter(t, site.Site, "sluice_buffer_reclaimed_messages_total", nil); n == 0 {
 		t.Fatal("sluice_buffer_reclaimed_messages_total is 0: the room came from elsewhere than committed history")
 	}
-	refused := counterValue(t, site, "sluice_ingest_refused_total", "reason", "full")
+	refused := counter(t, site.Site, "sluice_ingest_refused_total", map[string]string{"reason": "full"})
 	if refused < 2 {
 		t.Fatalf("sluice_ingest_refused_total{reason=full}: got %v, want at least 2", refused)
 	}
-}
-
-func counterValue(t *testing.T, site *sitetest.Site, name, label, value string) float64 {
-	t.Helper()
-	mfs, err := site.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if label == "" {
-				return m.GetCounter().GetValue()
-			}
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == label && lp.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
 }

@@ -136,33 +136,6 @@ func TestLoRaWANEndToEndMosquittoPub(t *testing.T) {
 	}
 }
 
-// counter returns the value of a counter (or gauge) of the site, 0 when absent.
-func counter(t *testing.T, s *edge.Site, name string, labels map[string]string) float64 {
-	t.Helper()
-	mfs, err := s.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
-					continue metrics
-				}
-			}
-			if c := m.GetCounter(); c != nil {
-				return c.GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	return 0
-}
-
 // upEvent is a ChirpStack uplink of the barn sensor with frame counter n: its own event id,
 // time, payload (Cayenne LPP temperature n/10 on channel 1) and ChirpStack-decoded object.
 func upEvent(t *testing.T, n int) []byte {

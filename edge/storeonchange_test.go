@@ -11,44 +11,18 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-iot/sluice"
 	"github.com/sluice-iot/sluice/edge"
 	"github.com/sluice-iot/sluice/hooks"
 	"github.com/sluice-iot/sluice/internal/pgtest"
 	"github.com/sluice-iot/sluice/internal/sitetest"
+	"github.com/sluice-iot/sluice/internal/socseries"
 )
 
-// The scripted series (the same as in the hooks unit tests): one temperature a minute; below
-// reading 500 the value steps up by 1.0 every ten readings, then it stays at 50; each reading
-// has ±0.2 of noise. With a deadband of 0.5 and a heartbeat of 15 minutes, the kept readings
-// are every tenth up to 500 (51 changes) and one every 15 minutes after 500 (33 heartbeats):
-// 84 of 1,000, the other 916 inside the deadband.
-var seriesStart = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-
-func seriesValue(i int) float64 {
-	base := 50.0
-	if i < 500 {
-		base = float64(i / 10)
-	}
-	if i%2 == 0 {
-		return base + 0.2
-	}
-	return base - 0.2
-}
-
-func seriesKept() []time.Time {
-	var at []time.Time
-	for i := 0; i <= 500; i += 10 {
-		at = append(at, seriesStart.Add(time.Duration(i)*time.Minute))
-	}
-	for i := 515; i < 1000; i += 15 {
-		at = append(at, seriesStart.Add(time.Duration(i)*time.Minute))
-	}
-	return at
-}
-
+// storeOnChangeConfig is a test site whose deadband (0.5, heartbeat 15 minutes) keeps 84 of
+// the first 1,000 readings of the scripted series (internal/socseries), the other 916
+// suppressed.
 func storeOnChangeConfig(t *testing.T) edge.Config {
 	cfg := sitetest.Config(t)
 	cfg.StoreOnChange.Metrics = map[string]hooks.Deadband{"temperature": {Absolute: 0.5, Heartbeat: 15 * time.Minute}}
@@ -64,8 +38,7 @@ func publishSeries(t *testing.T, addr string, from, to int) {
 	cl := connect(t, addr, fmt.Sprintf("series-%d", from))
 	defer cl.Disconnect(100)
 	for i := from; i < to; i++ {
-		at := seriesStart.Add(time.Duration(i) * time.Minute)
-		payload := fmt.Sprintf(`{"temperature":%g,"time":%q}`, seriesValue(i), at.Format(time.RFC3339))
+		payload := fmt.Sprintf(`{"temperature":%g,"time":%q}`, socseries.Value(i), socseries.At(i).Format(time.RFC3339))
 		if tok := cl.Publish("sensors/dev-1/up", 1, false, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 			t.Fatalf("reading %d: not acknowledged: %v", i, tok.Error())
 		}
@@ -109,12 +82,7 @@ func storedTimes(t *testing.T, schema string) []time.Time {
 // abandons no batch (an abandoned batch is redelivered only after the consumer's ack wait).
 func caughtUp(t *testing.T, site *sitetest.Site, n int) {
 	t.Helper()
-	want := int64(0)
-	for _, at := range seriesKept() {
-		if at.Before(seriesStart.Add(time.Duration(n) * time.Minute)) {
-			want++
-		}
-	}
+	want := int64(len(socseries.KeptAt(min(n, 1000))))
 	if got := site.WaitRows(t, "SELECT count(*) FROM readings WHERE metric = 'temperature'", want, 30*time.Second); got != want {
 		t.Fatalf("after %d readings: %d rows, want %d", n, got, want)
 	}
@@ -122,40 +90,10 @@ func caughtUp(t *testing.T, site *sitetest.Site, n int) {
 
 func checkStored(t *testing.T, schema string) {
 	t.Helper()
-	got, want := storedTimes(t, schema), seriesKept()
+	got, want := storedTimes(t, schema), socseries.KeptAt(1000)
 	if !slices.EqualFunc(got, want, time.Time.Equal) {
 		t.Fatalf("stored %d temperature rows, want %d:\n got %v\nwant %v", len(got), len(want), got, want)
 	}
-}
-
-// gauge returns the sum of the children of counter or gauge name whose labels include label
-// ("name=value"; every child when label is empty).
-func gauge(t *testing.T, reg prometheus.Gatherer, name, label string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			ok := label == ""
-			for _, l := range m.GetLabel() {
-				ok = ok || l.GetName()+"="+l.GetValue() == label
-			}
-			switch {
-			case !ok:
-			case m.GetCounter() != nil:
-				sum += m.GetCounter().GetValue()
-			default:
-				sum += m.GetGauge().GetValue()
-			}
-		}
-	}
-	return sum
 }
 
 // 1,000 readings, 916 inside the deadband: exactly the 84 expected rows reach PostgreSQL
