@@ -14,11 +14,11 @@ import (
 	paho5 "github.com/eclipse/paho.golang/paho"
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sluice-iot/sluice/broker"
+	"github.com/sluice-iot/sluice/internal/metrictest"
 )
 
 // testBroker is a running broker with its metrics.
@@ -53,33 +53,7 @@ func start(t testing.TB, cfg broker.Config) *testBroker {
 // counter returns the value of a counter (or gauge) with the given label value, 0 if absent.
 func (b *testBroker) counter(t testing.TB, name, label, value string) float64 {
 	t.Helper()
-	mfs, err := b.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if label == "" || hasLabel(m, label, value) {
-				if m.Counter != nil {
-					return m.Counter.GetValue()
-				}
-				return m.Gauge.GetValue()
-			}
-		}
-	}
-	return 0
-}
-
-func hasLabel(m *dto.Metric, name, value string) bool {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == name && l.GetValue() == value {
-			return true
-		}
-	}
-	return false
+	return metrictest.Value(t, b.reg, name, label, value)
 }
 
 // hash makes a bcrypt hash at the cheapest cost, to keep tests fast.

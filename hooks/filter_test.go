@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-iot/sluice"
+	"github.com/sluice-iot/sluice/internal/metrictest"
 	"github.com/sluice-iot/sluice/internal/socseries"
 )
 
@@ -69,42 +70,13 @@ func TestFilterScriptedSeries(t *testing.T) {
 		t.Fatalf("kept readings:\n got %v\nwant %v", got, want)
 	}
 	for result, n := range map[string]int{"changed": len(changed) - 1, "first": 1, "heartbeat": len(heartbeat), "suppressed": 1000 - len(want)} {
-		if c := metricValue(t, reg, "sluice_filter_readings_total", result); c != float64(n) {
+		if c := metrictest.Value(t, reg, "sluice_filter_readings_total", "result", result); c != float64(n) {
 			t.Errorf("sluice_filter_readings_total{result=%q}: got %v, want %d", result, c, n)
 		}
 	}
 	if len(want) != 84 {
 		t.Fatalf("the script keeps %d readings, want 84 (the end-to-end tests rely on it)", len(want))
 	}
-}
-
-// metricValue returns the value of a counter or gauge in reg, of its child whose labels
-// include label (any child when label is empty); 0 when there is none.
-func metricValue(t testing.TB, reg prometheus.Gatherer, name, label string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			match := label == ""
-			for _, l := range m.GetLabel() {
-				match = match || l.GetValue() == label
-			}
-			if !match {
-				continue
-			}
-			if c := m.GetCounter(); c != nil {
-				return c.GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	return 0
 }
 
 func TestFilterRules(t *testing.T) {
@@ -254,7 +226,7 @@ func TestFilterEvictsLeastRecentlyUsed(t *testing.T) {
 	if n := f.series.len(); n > cfg.MaxSeries {
 		t.Fatalf("tracked %d series, more than max_series %d", n, cfg.MaxSeries)
 	}
-	ev := metricValue(t, reg, "sluice_filter_evictions_total", "")
+	ev := metrictest.Value(t, reg, "sluice_filter_evictions_total", "", "")
 	if want := float64(2*devices - f.series.len()); ev != want {
 		t.Fatalf("evictions: got %v, want %v", ev, want)
 	}

@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/sluice-iot/sluice/internal/metrictest"
 )
 
 // clock is a time source the test moves by hand.
@@ -116,10 +118,10 @@ func TestLimiterBoundedBuckets(t *testing.T) {
 	for d := range 25 {
 		l.Allow("c", "default", string(rune('a'+d)))
 	}
-	if n := metricValue(t, reg, "sluice_limit_buckets", LimitDevice); n != 10 {
+	if n := metrictest.Value(t, reg, "sluice_limit_buckets", "kind", LimitDevice); n != 10 {
 		t.Errorf("sluice_limit_buckets{kind=device}: got %v, want 10", n)
 	}
-	if n := metricValue(t, reg, "sluice_limit_evictions_total", LimitDevice); n != 15 {
+	if n := metrictest.Value(t, reg, "sluice_limit_evictions_total", "kind", LimitDevice); n != 15 {
 		t.Errorf("sluice_limit_evictions_total{kind=device}: got %v, want 15", n)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sluice-iot/sluice"
+	"github.com/sluice-iot/sluice/internal/metrictest"
 	"github.com/sluice-iot/sluice/internal/socseries"
 )
 
@@ -46,7 +47,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 	if want := slices.Concat(changed, heartbeat); !slices.Equal(got, want) {
 		t.Fatalf("kept readings across the restart:\n got %v\nwant %v", got, want)
 	}
-	if v := metricValue(t, reg, "sluice_filter_readings_total", "first"); v != 0 {
+	if v := metrictest.Value(t, reg, "sluice_filter_readings_total", "result", "first"); v != 0 {
 		t.Fatalf("after loading the state %v readings were kept as first of their series", v)
 	}
 }
@@ -61,7 +62,7 @@ func TestStateSkipsUnchangedAndRejectsDamage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if v := metricValue(t, reg, "sluice_filter_snapshots_total", "ok"); v != 1 {
+	if v := metrictest.Value(t, reg, "sluice_filter_snapshots_total", "result", "ok"); v != 1 {
 		t.Fatalf("sluice_filter_snapshots_total{result=ok}: got %v, want 1 (nothing changed after the first)", v)
 	}
 	raw, _ := os.ReadFile(path)
