@@ -176,8 +176,16 @@ func (h *Ingest) deliver(ctx context.Context, msg *Message, msgID string, u *slu
 
 // refuse turns a failed store into the broker's answer (see refusal): MQTT 5 gets reason 0x97
 // quota exceeded when the buffer is full, 0x80 otherwise; MQTT 3.1.1 gets no acknowledgement,
-// so the client keeps the message and resends it.
+// so the client keeps the message and resends it. A store that was not acknowledged in time
+// (context.DeadlineExceeded) may still have happened: no client gets an answer then, so that it
+// resends under the same packet id, which the buffer's duplicate window stores once (a failure
+// code would make an MQTT 5 client publish it anew, under an id de-duplication cannot match).
 func (h *Ingest) refuse(cl *mqtt.Client, msg *Message, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		h.m.refused.WithLabelValues("timeout").Inc()
+		h.warn.Warn().Err(err).Str("client", cl.ID).Str("topic", msg.Topic).Msg("publish not acknowledged in time (it may be stored): no PUBACK, the client resends")
+		return packets.ErrRejectPacket
+	}
 	reason, code := "error", packets.ErrUnspecifiedError
 	if errors.Is(err, sluice.ErrBufferFull) {
 		reason, code = "full", packets.ErrQuotaExceeded

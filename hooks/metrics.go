@@ -22,7 +22,7 @@ func newIngestMetrics(reg prometheus.Registerer) *ingestMetrics {
 		}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_ingest_refused_total",
-			Help: "QoS 1/2 publishes refused because they could not be stored, by reason (full, error).",
+			Help: "QoS 1/2 publishes not acknowledged, by reason (full, error; timeout: not acknowledged in time, maybe stored, PUBACK withheld).",
 		}, []string{"reason"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_ingest_dropped_total",

@@ -185,6 +185,9 @@ func (b *Buffer) Publish(ctx context.Context, subject, msgID string, data []byte
 		if errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("publish to %s: no acknowledgement: %w", subject, err)
 		}
+		if errors.Is(err, jetstream.ErrAsyncPublishTimeout) { // sent, maybe stored: an unknown outcome
+			return fmt.Errorf("publish to %s: no acknowledgement (%v): %w", subject, err, context.DeadlineExceeded)
+		}
 		return fmt.Errorf("publish to %s: %w", subject, err)
 	}
 	if _, err := b.js.PublishMsgAsync(msg); err != nil {
@@ -206,7 +209,7 @@ func reason(err error) string {
 	switch {
 	case isFull(err):
 		return "full"
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout), errors.Is(err, jetstream.ErrAsyncPublishTimeout):
 		return "timeout"
 	case errors.Is(err, jetstream.ErrTooManyStalledMsgs):
 		return "window_full"
