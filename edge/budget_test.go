@@ -11,6 +11,7 @@ import (
 	paho5 "github.com/eclipse/paho.golang/paho"
 
 	"github.com/sluice-iot/sluice/edge"
+	"github.com/sluice-iot/sluice/internal/metrictest"
 	"github.com/sluice-iot/sluice/internal/pgtest"
 	"github.com/sluice-iot/sluice/internal/sitetest"
 	"github.com/sluice-iot/sluice/internal/tcpproxy"
@@ -124,10 +125,10 @@ func TestDiskBudgetRefusesThenRecovers(t *testing.T) {
 	if n := pgtest.Count(t, site.Schema, "SELECT count(*) FROM readings WHERE value = $1 OR value = $2", refusedV5, refusedV5+1); n != 0 {
 		t.Fatalf("a refused publish was stored")
 	}
-	if n := counter(t, site.Site, "sluice_buffer_reclaimed_messages_total", nil); n == 0 {
+	if n := metrictest.Value(t, site.Registry(), "sluice_buffer_reclaimed_messages_total", "", ""); n == 0 {
 		t.Fatal("sluice_buffer_reclaimed_messages_total is 0: the room came from elsewhere than committed history")
 	}
-	refused := counter(t, site.Site, "sluice_ingest_refused_total", map[string]string{"reason": "full"})
+	refused := metrictest.Value(t, site.Registry(), "sluice_ingest_refused_total", "reason", "full")
 	if refused < 2 {
 		t.Fatalf("sluice_ingest_refused_total{reason=full}: got %v, want at least 2", refused)
 	}

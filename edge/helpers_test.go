@@ -12,8 +12,6 @@ import (
 	paho5 "github.com/eclipse/paho.golang/paho"
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/sluice-iot/sluice/edge"
 )
 
 func splitAddr(t *testing.T, addr string) (host, port string) {
@@ -81,33 +79,6 @@ func getJSON[T any](t *testing.T, addr, path string) T {
 		t.Fatalf("%s body: %v", name, err)
 	}
 	return v
-}
-
-// counter returns the value of a counter (or gauge) of the site, 0 when absent.
-func counter(t *testing.T, s *edge.Site, name string, labels map[string]string) float64 {
-	t.Helper()
-	mfs, err := s.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
-					continue metrics
-				}
-			}
-			if c := m.GetCounter(); c != nil {
-				return c.GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	return 0
 }
 
 // gauge returns the sum of the children of counter or gauge name whose labels include label

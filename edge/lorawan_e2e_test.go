@@ -21,6 +21,7 @@ import (
 	"github.com/sluice-iot/sluice/decoders"
 	"github.com/sluice-iot/sluice/edge"
 	"github.com/sluice-iot/sluice/hooks"
+	"github.com/sluice-iot/sluice/internal/metrictest"
 	"github.com/sluice-iot/sluice/internal/pgtest"
 	"github.com/sluice-iot/sluice/internal/sitetest"
 )
@@ -188,7 +189,7 @@ func TestLoRaWANRegistryReloadWhileTrafficFlows(t *testing.T) {
 	}
 	writeFile(t, cfg.Registry.File, "devices:\n  - device: a840414bf185f3b2\n    tenant: barn\n    decoder: cayenne-lpp\n")
 	deadline := time.Now().Add(10 * time.Second)
-	for counter(t, site.Site, "sluice_registry_reloads_total", map[string]string{"result": "ok"}) < 2 {
+	for metrictest.Value(t, site.Registry(), "sluice_registry_reloads_total", "result", "ok") < 2 {
 		if time.Now().After(deadline) {
 			t.Fatal("the registry was not reloaded within 10s")
 		}
@@ -287,7 +288,7 @@ func TestLoRaWANSubscriberSurvivesBrokerRestart(t *testing.T) {
 	cfg.Subscribe = []hooks.SubscriberConfig{sub}
 	site := sitetest.Start(t, cfg)
 	deadline := time.Now().Add(10 * time.Second)
-	for counter(t, site.Site, "sluice_subscriber_connected", map[string]string{"subscription": "ns"}) != 1 {
+	for metrictest.Value(t, site.Registry(), "sluice_subscriber_connected", "subscription", "ns") != 1 {
 		if time.Now().After(deadline) {
 			t.Fatal("the subscription did not connect within 10s")
 		}
@@ -330,7 +331,7 @@ func TestLoRaWANSubscriberSurvivesBrokerRestart(t *testing.T) {
 	if n := pgtest.Count(t, site.Schema, "SELECT count(DISTINCT time) FROM readings WHERE metric = 'temperature'"); n != total {
 		t.Errorf("distinct uplinks: got %d, want %d", n, total)
 	}
-	if c := counter(t, site.Site, "sluice_subscriber_connects_total", map[string]string{"subscription": "ns"}); c < 2 {
+	if c := metrictest.Value(t, site.Registry(), "sluice_subscriber_connects_total", "subscription", "ns"); c < 2 {
 		t.Errorf("sluice_subscriber_connects_total: got %v, want at least 2 (a reconnection)", c)
 	}
 }
@@ -446,7 +447,7 @@ func TestLoRaWANRedeliveryCollapsesInTheBuffer(t *testing.T) {
 	event := string(csEvent(t, "chirpstack_up_object.json", nil))
 	mosquittoPub(t, site.MQTTAddr, topic, event, 1)
 	mosquittoPub(t, site.MQTTAddr, topic, event, 1)
-	if got := counter(t, site.Site, "sluice_ingest_messages_total", map[string]string{"result": "decoded"}); got != 2 {
+	if got := metrictest.Value(t, site.Registry(), "sluice_ingest_messages_total", "result", "decoded"); got != 2 {
 		t.Fatalf("sluice_ingest_messages_total{result=decoded}: got %v, want 2 (both copies decoded)", got)
 	}
 
