@@ -13,37 +13,17 @@ import (
 // chirpStackEvent is the union of the ChirpStack v4 integration events (integration.proto,
 // protobuf-JSON: camelCase, defaults omitted), as far as Sluice reads them.
 type chirpStackEvent struct {
-	DeduplicationID string `json:"deduplicationId"`
-	Time            string `json:"time"`
-	DeviceInfo      *struct {
-		TenantID        string            `json:"tenantId"`
-		TenantName      string            `json:"tenantName"`
-		ApplicationID   string            `json:"applicationId"`
-		ApplicationName string            `json:"applicationName"`
-		DeviceName      string            `json:"deviceName"`
-		DevEUI          string            `json:"devEui"`
-		Tags            map[string]string `json:"tags"`
-	} `json:"deviceInfo"`
-	DevAddr string          `json:"devAddr"`
-	DR      *int            `json:"dr"`
-	FCnt    *uint32         `json:"fCnt"`
-	FPort   *int            `json:"fPort"`
-	Data    *string         `json:"data"`
-	Object  json.RawMessage `json:"object"`
-	RxInfo  []struct {
-		GatewayID string   `json:"gatewayId"`
-		RSSI      *float64 `json:"rssi"`
-		SNR       *float64 `json:"snr"`
-	} `json:"rxInfo"`
-	TxInfo *struct {
-		Frequency  uint64 `json:"frequency"`
-		Modulation struct {
-			LoRa *struct {
-				Bandwidth       int `json:"bandwidth"`
-				SpreadingFactor int `json:"spreadingFactor"`
-			} `json:"lora"`
-		} `json:"modulation"`
-	} `json:"txInfo"`
+	DeduplicationID string                `json:"deduplicationId"`
+	Time            string                `json:"time"`
+	DeviceInfo      *chirpStackDeviceInfo `json:"deviceInfo"`
+	DevAddr         string                `json:"devAddr"`
+	DR              *int                  `json:"dr"`
+	FCnt            *uint32               `json:"fCnt"`
+	FPort           *int                  `json:"fPort"`
+	Data            *string               `json:"data"`
+	Object          json.RawMessage       `json:"object"`
+	RxInfo          []chirpStackRxInfo    `json:"rxInfo"`
+	TxInfo          *chirpStackTxInfo     `json:"txInfo"`
 
 	// status
 	Margin                  *int     `json:"margin"`
@@ -58,6 +38,36 @@ type chirpStackEvent struct {
 	DownlinkID      json.RawMessage `json:"downlinkId"`
 	Location        *locationJSON   `json:"location"`
 	IntegrationName string          `json:"integrationName"`
+
+	object map[string]any // Object, decoded by readFast; nil when it did not
+}
+
+type chirpStackDeviceInfo struct {
+	TenantID        string            `json:"tenantId"`
+	TenantName      string            `json:"tenantName"`
+	ApplicationID   string            `json:"applicationId"`
+	ApplicationName string            `json:"applicationName"`
+	DeviceName      string            `json:"deviceName"`
+	DevEUI          string            `json:"devEui"`
+	Tags            map[string]string `json:"tags"`
+}
+
+type chirpStackRxInfo struct {
+	GatewayID string   `json:"gatewayId"`
+	RSSI      *float64 `json:"rssi"`
+	SNR       *float64 `json:"snr"`
+}
+
+type chirpStackTxInfo struct {
+	Frequency  uint64 `json:"frequency"`
+	Modulation struct {
+		LoRa *chirpStackLoRa `json:"lora"`
+	} `json:"modulation"`
+}
+
+type chirpStackLoRa struct {
+	Bandwidth       int `json:"bandwidth"`
+	SpreadingFactor int `json:"spreadingFactor"`
 }
 
 // chirpStackKinds are the event types of ChirpStack's topic .../event/<type>.
@@ -68,8 +78,11 @@ var chirpStackKinds = map[string]string{
 
 func unwrapChirpStack(topic string, payload []byte) (*Envelope, error) {
 	var ev chirpStackEvent
-	if err := decodeEvent(payload, &ev); err != nil {
-		return nil, err
+	if !ev.readFast(bytes.TrimSpace(payload)) {
+		ev = chirpStackEvent{}
+		if err := decodeEvent(payload, &ev); err != nil {
+			return nil, err
+		}
 	}
 	env := &Envelope{Kind: chirpStackKind(topic, &ev), ID: ev.DeduplicationID}
 	if di := ev.DeviceInfo; di != nil {
@@ -91,14 +104,13 @@ func unwrapChirpStack(topic string, payload []byte) (*Envelope, error) {
 		if env.DevEUI == "" {
 			return nil, errors.New("up event has no deviceInfo.devEui")
 		}
-		fcnt, fport := uint32(0), 0 // protobuf-JSON omits zero values
-		if ev.FCnt != nil {
-			fcnt = *ev.FCnt
+		env.FCnt, env.FPort = ev.FCnt, ev.FPort
+		if env.FCnt == nil { // protobuf-JSON omits zero values
+			env.FCnt = new(uint32)
 		}
-		if ev.FPort != nil {
-			fport = *ev.FPort
+		if env.FPort == nil {
+			env.FPort = new(int)
 		}
-		env.FCnt, env.FPort = &fcnt, &fport
 		if ev.Data != nil {
 			b, err := base64.StdEncoding.DecodeString(*ev.Data)
 			if err != nil {
@@ -106,11 +118,13 @@ func unwrapChirpStack(topic string, payload []byte) (*Envelope, error) {
 			}
 			env.Payload = b
 		}
-		obj, err := objectField("object", ev.Object)
-		if err != nil {
-			return nil, err
+		if env.Object = ev.object; env.Object == nil {
+			obj, err := objectField("object", ev.Object)
+			if err != nil {
+				return nil, err
+			}
+			env.Object = obj
 		}
-		env.Object = obj
 		r := &Radio{Gateways: len(ev.RxInfo), DataRate: ev.DR}
 		for _, rx := range ev.RxInfo {
 			r.best(rx.RSSI, rx.SNR)
@@ -159,12 +173,13 @@ func (l *locationJSON) location() *Location {
 // chirpStackKind takes the event type from the topic's "event/<type>" levels (ChirpStack's
 // default topic template), else from the fields only that type has.
 func chirpStackKind(topic string, ev *chirpStackEvent) string {
-	levels := strings.Split(topic, "/")
-	if n := len(levels); n >= 2 && levels[n-2] == "event" {
-		if k, ok := chirpStackKinds[levels[n-1]]; ok {
-			return k
+	if rest, typ, ok := cutLast(topic, "/"); ok {
+		if _, level, _ := cutLast(rest, "/"); level == "event" {
+			if k, ok := chirpStackKinds[typ]; ok {
+				return k
+			}
+			return KindOther
 		}
-		return KindOther
 	}
 	switch {
 	case ev.IntegrationName != "": // carries an object too
@@ -185,6 +200,14 @@ func chirpStackKind(topic string, ev *chirpStackEvent) string {
 		return KindJoin
 	}
 	return KindOther
+}
+
+// cutLast slices s around the last instance of sep, like strings.Cut from the end.
+func cutLast(s, sep string) (before, after string, found bool) {
+	if i := strings.LastIndex(s, sep); i >= 0 {
+		return s[:i], s[i+len(sep):], true
+	}
+	return "", s, false
 }
 
 // best keeps the strongest reception of the gateways seen so far.
