@@ -11,6 +11,8 @@ import (
 
 	paho5 "github.com/eclipse/paho.golang/paho"
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -62,6 +64,21 @@ func connect5(t *testing.T, addr, id string) *paho5.Client {
 	}
 	t.Cleanup(func() { c.Disconnect(&paho5.Disconnect{}) })
 	return c
+}
+
+// jetStream connects to a site's embedded NATS server (nats.listen, addr) until the test ends.
+func jetStream(t *testing.T, addr string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect("nats://" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }
 
 // getJSON decodes the body of GET http://addr/path (an admin endpoint such as /readyz or

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
@@ -451,15 +450,7 @@ func TestLoRaWANRedeliveryCollapsesInTheBuffer(t *testing.T) {
 		t.Fatalf("sluice_ingest_messages_total{result=decoded}: got %v, want 2 (both copies decoded)", got)
 	}
 
-	nc, err := nats.Connect("nats://" + cfg.NATS.Listen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := jetStream(t, cfg.NATS.Listen)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	stream, err := js.Stream(ctx, cfg.NATS.Stream)

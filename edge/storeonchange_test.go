@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluice-iot/sluice"
@@ -136,15 +135,7 @@ func TestStoreOnChangeScriptedSeries(t *testing.T) {
 // streamUplinks reads every uplink in the stream through the embedded server's client port.
 func streamUplinks(t *testing.T, addr, stream string) []*sluice.Uplink {
 	t.Helper()
-	nc, err := nats.Connect("nats://" + addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := jetStream(t, addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{sluice.UplinkPrefix + ">"}})
