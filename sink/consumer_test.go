@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluice-iot/sluice"
 	"github.com/sluice-iot/sluice/internal/pgtest"
 	"github.com/sluice-iot/sluice/internal/tcpproxy"
 	"github.com/sluice-iot/sluice/sink"
@@ -49,5 +52,53 @@ func TestRestartAtAckFloorZeroKeepsUncommitted(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if got = pgtest.Count(t, cfg.Schema, "SELECT count(*) FROM readings"); got != n {
 		t.Fatalf("after the restart: got %d readings, want %d (published and held uncommitted)", got, n)
+	}
+}
+
+// A consumer made by an earlier version with another acknowledgement policy is deleted and made
+// anew; when a process was killed holding its first messages (floor 0), the new consumer starts
+// at the first sequence, not by its original deliver policy ("new" would skip them).
+func TestConsumerOfOtherAckPolicyRemadeFromFloor(t *testing.T) {
+	buf := openBuffer(t, nil)
+	cfg := targetConfig(t, "old_policy")
+	cfg.Start = sink.StartNew
+	ctx := context.Background()
+	old, err := buf.JetStream().CreateOrUpdateConsumer(ctx, buf.Stream(), jetstream.ConsumerConfig{
+		Durable: "sink-" + cfg.Name, FilterSubject: sluice.UplinkPrefix + ">",
+		AckPolicy: jetstream.AckAllPolicy, DeliverPolicy: jetstream.DeliverNewPolicy,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+	const n = 10
+	for i := range n {
+		publish(t, buf, uplink(fmt.Sprintf("o%03d", i), "dev", at.Add(time.Duration(i)*time.Second), float64(i)))
+	}
+	// A process fetches them and dies before acknowledging any.
+	batch, err := old.Fetch(n, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for range batch.Messages() {
+		got++
+	}
+	if got != n {
+		t.Fatalf("fetched %d, want %d", got, n)
+	}
+
+	startTarget(t, buf, cfg, nil)
+	waitCount(t, cfg.Schema, "SELECT count(*) FROM readings", n, 30*time.Second)
+	time.Sleep(100 * time.Millisecond)
+	if c := pgtest.Count(t, cfg.Schema, "SELECT count(*) FROM readings"); c != n {
+		t.Fatalf("got %d readings, want %d", c, n)
+	}
+	c, err := buf.JetStream().Consumer(ctx, buf.Stream(), "sink-"+cfg.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c.CachedInfo().Config.AckPolicy; p != jetstream.AckExplicitPolicy {
+		t.Fatalf("consumer ack policy %v, want explicit", p)
 	}
 }
