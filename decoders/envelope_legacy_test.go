@@ -1,6 +1,6 @@
 package decoders
 
-// The envelope unwrapping as it was before it decoded the object in the same pass as the event:
+// The ChirpStack unwrapping as it was before it decoded the object in the same pass as the event:
 // the oracle TestUnwrapMatchesLegacy and FuzzUnwrapMatchesLegacy compare Unwrap with.
 
 import (
@@ -203,159 +203,6 @@ func legacyObjectField(name string, raw json.RawMessage) (map[string]any, error)
 	return obj, nil
 }
 
-// legacyTTNMessage is The Things Stack v3 ApplicationUp message in JSON (snake_case, defaults
-// omitted), as far as Sluice reads it.
-type legacyTTNMessage struct {
-	EndDeviceIDs struct {
-		DeviceID       string `json:"device_id"`
-		ApplicationIDs struct {
-			ApplicationID string `json:"application_id"`
-		} `json:"application_ids"`
-		DevEUI  string `json:"dev_eui"`
-		DevAddr string `json:"dev_addr"`
-	} `json:"end_device_ids"`
-	CorrelationIDs []string `json:"correlation_ids"`
-	ReceivedAt     string   `json:"received_at"`
-	UplinkMessage  *struct {
-		FPort             *int             `json:"f_port"`
-		FCnt              *uint32          `json:"f_cnt"`
-		FRMPayload        *string          `json:"frm_payload"`
-		DecodedPayload    json.RawMessage  `json:"decoded_payload"`
-		NormalizedPayload []map[string]any `json:"normalized_payload"`
-		RxMetadata        []struct {
-			RSSI        *float64 `json:"rssi"`
-			ChannelRSSI *float64 `json:"channel_rssi"`
-			SNR         *float64 `json:"snr"`
-		} `json:"rx_metadata"`
-		Settings struct {
-			DataRate struct {
-				LoRa *struct {
-					Bandwidth       int `json:"bandwidth"`
-					SpreadingFactor int `json:"spreading_factor"`
-				} `json:"lora"`
-			} `json:"data_rate"`
-			Frequency flexUint `json:"frequency"`
-		} `json:"settings"`
-		ReceivedAt string `json:"received_at"`
-	} `json:"uplink_message"`
-
-	JoinAccept     json.RawMessage `json:"join_accept"`
-	DownlinkAck    json.RawMessage `json:"downlink_ack"`
-	DownlinkNack   json.RawMessage `json:"downlink_nack"`
-	DownlinkSent   json.RawMessage `json:"downlink_sent"`
-	DownlinkFailed json.RawMessage `json:"downlink_failed"`
-	DownlinkQueued json.RawMessage `json:"downlink_queued"`
-	LocationSolved *struct {
-		Location *locationJSON `json:"location"`
-	} `json:"location_solved"`
-	ServiceData      json.RawMessage `json:"service_data"`
-	DownlinkInvalid  json.RawMessage `json:"downlink_queue_invalidated"`
-	DownlinkReplaced json.RawMessage `json:"downlink_queue_replaced"`
-}
-
-func legacyUnwrapTTN(topic string, payload []byte) (*Envelope, error) {
-	var m legacyTTNMessage
-	if err := legacyDecodeEvent(payload, &m); err != nil {
-		return nil, err
-	}
-	ids := m.EndDeviceIDs
-	env := &Envelope{
-		Kind:        legacyTTNKind(&m),
-		DevEUI:      strings.ToLower(ids.DevEUI),
-		DeviceName:  ids.DeviceID,
-		DeviceID:    ids.DeviceID,
-		Application: ids.ApplicationIDs.ApplicationID,
-		Tenant:      ttnTenant(topic),
-	}
-	for _, c := range m.CorrelationIDs {
-		if strings.HasPrefix(c, "as:up:") {
-			env.ID = c
-			break
-		}
-	}
-	if env.Kind == KindLocation {
-		if ids.DeviceID == "" && env.DevEUI == "" || m.LocationSolved.Location == nil {
-			return nil, errors.New("location_solved has no end device ids or no location")
-		}
-		env.Location = m.LocationSolved.Location.location()
-		if t, err := time.Parse(time.RFC3339Nano, m.ReceivedAt); err == nil {
-			env.Time = t.UTC()
-		}
-		return env, nil
-	}
-	if env.Kind != KindUp {
-		return env, nil
-	}
-	up := m.UplinkMessage
-	if ids.DeviceID == "" && env.DevEUI == "" {
-		return nil, errors.New("uplink has neither end_device_ids.device_id nor end_device_ids.dev_eui")
-	}
-	received := up.ReceivedAt // the Network Server's time, the same in every copy
-	if received == "" {
-		received = m.ReceivedAt
-	}
-	if received != "" {
-		t, err := time.Parse(time.RFC3339Nano, received)
-		if err != nil {
-			return nil, fmt.Errorf("received_at: %q is not an RFC 3339 time", received)
-		}
-		env.Time = t.UTC()
-	}
-	fcnt, fport := uint32(0), 0 // omitted when zero
-	if up.FCnt != nil {
-		fcnt = *up.FCnt
-	}
-	if up.FPort != nil {
-		fport = *up.FPort
-	}
-	env.FCnt, env.FPort = &fcnt, &fport
-	if up.FRMPayload != nil {
-		b, err := base64.StdEncoding.DecodeString(*up.FRMPayload)
-		if err != nil {
-			return nil, fmt.Errorf("uplink_message.frm_payload: not base64: %v", err)
-		}
-		env.Payload = b
-	}
-	obj, err := legacyObjectField("uplink_message.decoded_payload", up.DecodedPayload)
-	if err != nil {
-		return nil, err
-	}
-	env.Object, env.Normalized = obj, up.NormalizedPayload
-	r := &Radio{Gateways: len(up.RxMetadata), Frequency: uint64(up.Settings.Frequency)}
-	for _, rx := range up.RxMetadata {
-		rssi := rx.RSSI
-		if rssi == nil {
-			rssi = rx.ChannelRSSI
-		}
-		r.best(rssi, rx.SNR)
-	}
-	if l := up.Settings.DataRate.LoRa; l != nil {
-		r.SpreadingFactor, r.Bandwidth = l.SpreadingFactor, l.Bandwidth
-	}
-	env.Radio = r
-	return env, nil
-}
-
-func legacyTTNKind(m *legacyTTNMessage) string {
-	switch {
-	case m.UplinkMessage != nil:
-		return KindUp
-	case m.JoinAccept != nil:
-		return KindJoin
-	case m.DownlinkAck != nil || m.DownlinkNack != nil:
-		return KindAck
-	case m.DownlinkSent != nil:
-		return KindTxAck
-	case m.DownlinkFailed != nil || m.DownlinkQueued != nil || m.DownlinkInvalid != nil || m.DownlinkReplaced != nil:
-		return KindDown
-	case m.LocationSolved != nil:
-		return KindLocation
-	case m.ServiceData != nil:
-		return KindIntegration
-	}
-	return KindOther
-}
-
 func legacyUnwrap(f Format, topic string, payload []byte) (*Envelope, error) {
 	var env *Envelope
 	var err error
@@ -363,7 +210,8 @@ func legacyUnwrap(f Format, topic string, payload []byte) (*Envelope, error) {
 	case FormatChirpStack:
 		env, err = legacyUnwrapChirpStack(topic, payload)
 	case FormatTTN:
-		env, err = legacyUnwrapTTN(topic, payload)
+		// The Things Stack path never changed: it is its own oracle.
+		env, err = unwrapTTN(topic, payload)
 	default:
 		return nil, &EnvelopeError{Format: f, Err: fmt.Errorf("not an envelope format")}
 	}
