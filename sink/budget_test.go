@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-iot/sluice"
+	"github.com/sluice-iot/sluice/internal/metrictest"
 	"github.com/sluice-iot/sluice/internal/pgtest"
 	"github.com/sluice-iot/sluice/internal/tcpproxy"
 	"github.com/sluice-iot/sluice/sink"
@@ -65,7 +66,7 @@ func TestDropOldestCountsWhatItDrops(t *testing.T) {
 	if stored+r.Lost != int64(published) {
 		t.Fatalf("stored %d + lost %d != published %d: evictions miscounted", stored, r.Lost, published)
 	}
-	if got := counter(t, reg, "sluice_sink_lost_messages_total", "", ""); got != float64(r.Lost) {
+	if got := metrictest.Value(t, reg, "sluice_sink_lost_messages_total", "", ""); got != float64(r.Lost) {
 		t.Fatalf("sluice_sink_lost_messages_total: got %v, want %d", got, r.Lost)
 	}
 }

@@ -175,26 +175,3 @@ func migrate(t testing.TB, cfg sink.TargetConfig) {
 		t.Fatal(err)
 	}
 }
-
-// counter returns the value of the counter name whose label has value (any series when label
-// is "").
-func counter(t testing.TB, g prometheus.Gatherer, name, label, value string) float64 {
-	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if label == "" || lp.GetName() == label && lp.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
-}

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-iot/sluice"
+	"github.com/sluice-iot/sluice/internal/metrictest"
 	"github.com/sluice-iot/sluice/internal/pgtest"
 )
 
@@ -94,7 +95,7 @@ func TestPoisonRowsIsolated(t *testing.T) {
 		}
 	}
 	for reason, want := range map[string]float64{"invalid": 4, "refused": 3} {
-		got := counter(t, reg, "sluice_sink_dead_letters_total", "reason", reason)
+		got := metrictest.Value(t, reg, "sluice_sink_dead_letters_total", "reason", reason)
 		if got != want {
 			t.Errorf("sluice_sink_dead_letters_total{reason=%q}: got %v, want %v", reason, got, want)
 		}
