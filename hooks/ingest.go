@@ -79,11 +79,14 @@ func (h *Ingest) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 	if cl.Net.Inline {
 		return pk, nil
 	}
-	if err := h.checkLimits(cl, pk); err != nil {
-		return pk, err
+	m, routed := h.router.Match(pk.TopicName) // once: the limits and the pipeline share it
+	if routed {
+		if err := h.checkLimits(cl, pk, m); err != nil {
+			return pk, err
+		}
 	}
 	msg := Message{Client: cl.ID, Topic: pk.TopicName, Payload: pk.Payload, QoS: pk.FixedHeader.Qos, PacketID: pk.PacketID}
-	if err := h.Handle(context.Background(), &msg); err != nil {
+	if err := h.handle(context.Background(), &msg, m, routed); err != nil {
 		return pk, h.refuse(cl, &msg, err)
 	}
 	return pk, nil
@@ -106,6 +109,11 @@ type Message struct {
 // Safe for concurrent use.
 func (h *Ingest) Handle(ctx context.Context, msg *Message) error {
 	m, ok := h.router.Match(msg.Topic)
+	return h.handle(ctx, msg, m, ok)
+}
+
+// handle is Handle with the topic already routed (ok false: no route matched).
+func (h *Ingest) handle(ctx context.Context, msg *Message, m Match, ok bool) error {
 	if !ok {
 		h.m.messages.WithLabelValues("unrouted").Inc()
 		return nil

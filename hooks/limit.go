@@ -163,15 +163,11 @@ func (bs *buckets) len() int {
 // right after routing and before anything is decoded. Call it before the broker starts.
 func (h *Ingest) UseLimiter(l *Limiter) { h.limiter = l }
 
-// checkLimits returns the broker's answer to a publish over a rate limit, nil otherwise. The
-// device bucket applies when the route names the device (an envelope route without {device}
-// is bounded by its connection only).
-func (h *Ingest) checkLimits(cl *mqtt.Client, pk packets.Packet) error {
+// checkLimits returns the broker's answer to a routed publish over a rate limit, nil otherwise.
+// The device bucket applies when the route names the device (an envelope route without
+// {device} is bounded by its connection only).
+func (h *Ingest) checkLimits(cl *mqtt.Client, pk packets.Packet, m Match) error {
 	if h.limiter == nil {
-		return nil
-	}
-	m, ok := h.router.Match(pk.TopicName)
-	if !ok {
 		return nil
 	}
 	if reason := h.limiter.Allow(cl.ID, m.Tenant, m.Device); reason != "" {
