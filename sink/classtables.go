@@ -30,15 +30,15 @@ func (p *storagePlan) add(sql, report string) { p.steps = append(p.steps, step{s
 type bucket struct {
 	suffix   string // table suffix and view name suffix: 1h, 1d
 	width    string // SQL interval
+	size     time.Duration
 	unit     string // date_trunc unit for plain PostgreSQL
-	start    Period // refresh policy start_offset (clamped to the class's retention)
 	end      Period // refresh policy end_offset
 	schedule Period // refresh policy schedule_interval
 }
 
 var buckets = []bucket{
-	{"1h", "INTERVAL '1 hour'", "hour", Period(3 * day), Period(time.Hour), Period(30 * time.Minute)},
-	{"1d", "INTERVAL '1 day'", "day", Period(10 * day), Period(time.Hour), Period(time.Hour)},
+	{"1h", "INTERVAL '1 hour'", time.Hour, "hour", Period(time.Hour), Period(30 * time.Minute)},
+	{"1d", "INTERVAL '1 day'", day, "day", Period(time.Hour), Period(time.Hour)},
 }
 
 const day = 24 * time.Hour

@@ -64,7 +64,39 @@ type tsCagg struct {
 	refresh          *refreshPolicy // nil when there is none
 }
 
+// refreshPolicy is a continuous aggregate's refresh policy. A start of 0 is an unbounded
+// window (start_offset NULL): every invalidated bucket is refreshed, however old.
 type refreshPolicy struct{ start, end, schedule Period }
+
+// refreshStart is the start_offset of a class's refresh policies. TimescaleDB logs every write
+// below an aggregate's watermark as an invalidation, but a policy refreshes only the
+// invalidations inside its window, and real-time aggregation answers from raw rows only above
+// the watermark: a window of the last few days loses every reading written later than that
+// (late, replayed, backfilled) from the aggregates for good. So the window is unbounded and
+// the refresh recomputes exactly the invalidated buckets, however old. With retention it
+// stops at the retention period instead: dropping chunks invalidates their range, and a
+// refresh over it would empty the aggregates that are meant to outlive the raw rows.
+func refreshStart(c ClassConfig) Period { return c.Retention }
+
+// since renders the start of a refresh window start before now for SQL.
+func (p refreshPolicy) since() string {
+	if p.start == 0 {
+		return "NULL"
+	}
+	return "now() - " + p.start.interval()
+}
+
+// window says what the policy refreshes: "all history" or "the last 30d".
+func (p refreshPolicy) window() string {
+	if p.start == 0 {
+		return "all history"
+	}
+	return "the last " + p.start.String()
+}
+
+func (p refreshPolicy) String() string {
+	return fmt.Sprintf("every %s over %s up to %s ago", p.schedule, p.window(), p.end)
+}
 
 // timescalePlan adds to p what TimescaleDB needs for classes: hypertables, compression,
 // retention, continuous aggregates and refresh policies, each reconciled against what st says
@@ -167,24 +199,27 @@ func continuousAggregate(p *storagePlan, n classNames, c ClassConfig, b bucket, 
 		p.add(fmt.Sprintf("ALTER MATERIALIZED VIEW %s SET (timescaledb.materialized_only = false)", q),
 			fmt.Sprintf("%s answers with real-time aggregation (it was materialized only)", name))
 	}
-	want := refreshPolicy{b.start, b.end, b.schedule}
-	if c.Retention > 0 && want.start > c.Retention {
-		want.start = c.Retention // never refresh a window whose raw rows retention dropped
+	want := refreshPolicy{refreshStart(c), b.end, b.schedule}
+	start := "NULL"
+	if want.start != 0 {
+		start = want.start.interval()
 	}
 	add := fmt.Sprintf("SELECT add_continuous_aggregate_policy(%s, start_offset => %s, end_offset => %s, schedule_interval => %s, if_not_exists => true)",
-		quoteLiteral(q), want.start.interval(), want.end.interval(), want.schedule.interval())
+		quoteLiteral(q), start, want.end.interval(), want.schedule.interval())
+	// Materialize what the table already holds, or what a narrower policy left out, before the
+	// policy: once a refresh has moved the watermark, real-time aggregation no longer covers
+	// what lies below it. The refresh recomputes invalidated buckets only, so it is cheap on an
+	// aggregate that is up to date. The policy is added last, so a migration interrupted in
+	// between refreshes again.
+	refresh := fmt.Sprintf("CALL refresh_continuous_aggregate(%s, %s, NULL)", quoteLiteral(q), want.since())
 	switch {
 	case have == nil || have.refresh == nil:
-		// Materialize what the table already holds first: the policy covers recent buckets
-		// only, and once it has run, real-time aggregation stops at its watermark. The policy
-		// is added last, so a migration interrupted in between refreshes again.
-		p.add(fmt.Sprintf("CALL refresh_continuous_aggregate(%s, NULL, NULL)", quoteLiteral(q)), "")
-		p.add(add, fmt.Sprintf("refresh policy of %s: every %s from %s to %s ago", name, want.schedule, want.start, want.end))
+		p.add(refresh, "")
+		p.add(add, fmt.Sprintf("refresh policy of %s: %s", name, want))
 	case *have.refresh != want:
-		r := have.refresh
 		p.add(fmt.Sprintf("SELECT remove_continuous_aggregate_policy(%s, if_exists => true)", quoteLiteral(q)),
-			fmt.Sprintf("replacing the refresh policy of %s: every %s from %s to %s ago, was every %s from %s to %s ago",
-				name, want.schedule, want.start, want.end, r.schedule, r.start, r.end))
+			fmt.Sprintf("replacing the refresh policy of %s: %s, was %s", name, want, *have.refresh))
+		p.add(refresh, fmt.Sprintf("refreshed %s over %s, so it holds what the old policy's window left out", name, want.window()))
 		p.add(add, "")
 	}
 }
@@ -238,7 +273,8 @@ WHERE hypertable_schema = $1 AND proc_name IN ('policy_compression', 'policy_ret
 		return nil, fmt.Errorf("read policies: %w", err)
 	}
 	rows, err = conn.Query(ctx, `SELECT c.view_name, c.materialized_only, j.job_id IS NOT NULL,
-	coalesce(extract(epoch FROM (j.config->>'start_offset')::interval)::float8, -1),
+	-- A NULL start_offset (an unbounded window) reads as 0.
+	coalesce(extract(epoch FROM (j.config->>'start_offset')::interval)::float8, 0),
 	coalesce(extract(epoch FROM (j.config->>'end_offset')::interval)::float8, -1),
 	coalesce(extract(epoch FROM j.schedule_interval)::float8, -1)
 FROM timescaledb_information.continuous_aggregates c

@@ -1,6 +1,7 @@
 // Package pgtest gives tests a real PostgreSQL: a fresh schema in the database named by
 // SLUICE_TEST_DATABASE_URL (default: the local server on 127.0.0.1:5432), dropped when the
-// test ends. A test that cannot reach the database fails; it never skips.
+// test ends. A test that cannot reach the database fails; it never skips. Tests of TimescaleDB
+// features get their database from Timescale, which skips loudly where there is none.
 package pgtest
 
 import (
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +19,12 @@ import (
 
 // DefaultURL is used when SLUICE_TEST_DATABASE_URL is not set.
 const DefaultURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// DB is one test database server.
+type DB struct{ URL string }
+
+// Default is the test database: SLUICE_TEST_DATABASE_URL, else DefaultURL.
+func Default() DB { return DB{URL()} }
 
 // URL returns the test database's URL.
 func URL() string {
@@ -28,15 +36,39 @@ func URL() string {
 
 var seq atomic.Int64
 
+// Schema creates a schema of its own for t in the test database; see DB.Schema.
+func Schema(t testing.TB) string { return Default().Schema(t) }
+
+// Connect opens a connection to schema in the test database; see DB.Connect.
+func Connect(t testing.TB, schema string) *pgx.Conn { return Default().Connect(t, schema) }
+
+// Query runs fn with a connection to schema in the test database; see DB.Query.
+func Query(t testing.TB, schema string, fn func(conn *pgx.Conn) error) {
+	t.Helper()
+	Default().Query(t, schema, fn)
+}
+
+// Exec runs sql in the test database (outside any test schema).
+func Exec(t testing.TB, sql string, args ...any) {
+	t.Helper()
+	Default().Exec(t, sql, args...)
+}
+
+// Count runs a counting query in schema of the test database and returns its single integer.
+func Count(t testing.TB, schema, sql string, args ...any) int64 {
+	t.Helper()
+	return Default().Count(t, schema, sql, args...)
+}
+
 // Schema creates a schema of its own for t and drops it (with everything in it) when t ends.
-func Schema(t testing.TB) string {
+func (d DB) Schema(t testing.TB) string {
 	t.Helper()
 	name := fmt.Sprintf("t_%d_%d_%d", os.Getpid(), time.Now().UnixNano()%1e6, seq.Add(1))
-	Exec(t, "CREATE SCHEMA "+name)
+	d.Exec(t, "CREATE SCHEMA "+name)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		conn, err := pgx.Connect(ctx, URL())
+		conn, err := pgx.Connect(ctx, d.URL)
 		if err != nil {
 			t.Errorf("drop schema %s: %v", name, err)
 			return
@@ -52,9 +84,9 @@ func Schema(t testing.TB) string {
 // Connect opens a connection whose search_path is schema alone (so a table missing there is an
 // error, never another schema's table), closed when t ends. Use it for connections a test
 // keeps; Count and Exec open and close their own.
-func Connect(t testing.TB, schema string) *pgx.Conn {
+func (d DB) Connect(t testing.TB, schema string) *pgx.Conn {
 	t.Helper()
-	conn, err := open(schema)
+	conn, err := d.open(schema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,12 +94,12 @@ func Connect(t testing.TB, schema string) *pgx.Conn {
 	return conn
 }
 
-func open(schema string) (*pgx.Conn, error) {
+func (d DB) open(schema string) (*pgx.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cfg, err := pgx.ParseConfig(URL())
+	cfg, err := pgx.ParseConfig(d.URL)
 	if err != nil {
-		return nil, fmt.Errorf("SLUICE_TEST_DATABASE_URL: %w", err)
+		return nil, fmt.Errorf("test database URL: %w", err)
 	}
 	if schema != "" {
 		cfg.RuntimeParams["search_path"] = schema
@@ -76,15 +108,15 @@ func open(schema string) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to the test database %s: %w\n"+
 			"Run the tests with ./scripts/test (it starts a throwaway PostgreSQL when none answers), "+
-			"or point SLUICE_TEST_DATABASE_URL at a PostgreSQL 13+ server.", redact(URL()), err)
+			"or point SLUICE_TEST_DATABASE_URL at a PostgreSQL 13+ server.", redact(d.URL), err)
 	}
 	return conn, nil
 }
 
 // Query runs fn with a connection to schema that is closed when fn returns.
-func Query(t testing.TB, schema string, fn func(conn *pgx.Conn) error) {
+func (d DB) Query(t testing.TB, schema string, fn func(conn *pgx.Conn) error) {
 	t.Helper()
-	conn, err := open(schema)
+	conn, err := d.open(schema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,10 +126,10 @@ func Query(t testing.TB, schema string, fn func(conn *pgx.Conn) error) {
 	}
 }
 
-// Exec runs sql in the test database (outside any test schema).
-func Exec(t testing.TB, sql string, args ...any) {
+// Exec runs sql in the database (outside any test schema).
+func (d DB) Exec(t testing.TB, sql string, args ...any) {
 	t.Helper()
-	Query(t, "", func(conn *pgx.Conn) error {
+	d.Query(t, "", func(conn *pgx.Conn) error {
 		if _, err := conn.Exec(context.Background(), sql, args...); err != nil {
 			return fmt.Errorf("%s: %w", sql, err)
 		}
@@ -106,16 +138,68 @@ func Exec(t testing.TB, sql string, args ...any) {
 }
 
 // Count runs a counting query in schema and returns its single integer.
-func Count(t testing.TB, schema, sql string, args ...any) int64 {
+func (d DB) Count(t testing.TB, schema, sql string, args ...any) int64 {
 	t.Helper()
 	var n int64
-	Query(t, schema, func(conn *pgx.Conn) error {
+	d.Query(t, schema, func(conn *pgx.Conn) error {
 		if err := conn.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
 			return fmt.Errorf("%s: %w", sql, err)
 		}
 		return nil
 	})
 	return n
+}
+
+// TimescaleEnv names the TimescaleDB test database.
+const TimescaleEnv = "SLUICE_TEST_TIMESCALE_URL"
+
+var (
+	tsOnce   sync.Once
+	tsDB     DB
+	tsReason string
+)
+
+// Timescale returns a database with the timescaledb extension installed: the one named by
+// SLUICE_TEST_TIMESCALE_URL, else the test database when it has the extension. Without either
+// it skips t, and says so on standard error once per test binary, so a run without
+// TimescaleDB never looks like a run that tested it. A URL that is set but does not answer, or
+// whose database lacks the extension, fails t.
+func Timescale(t testing.TB) DB {
+	t.Helper()
+	tsOnce.Do(func() {
+		url := os.Getenv(TimescaleEnv)
+		if url == "" {
+			if hasExtension(Default()) {
+				tsDB = Default()
+				return
+			}
+			tsReason = fmt.Sprintf("TIMESCALEDB TESTS SKIPPED: %s is not set and the test database has no timescaledb extension", TimescaleEnv)
+			fmt.Fprintf(os.Stderr, "\n*** %s ***\n\n", tsReason)
+			return
+		}
+		tsDB = DB{url}
+		if !hasExtension(tsDB) {
+			tsReason = fmt.Sprintf("%s=%s: no timescaledb extension in that database (CREATE EXTENSION timescaledb; it must be in shared_preload_libraries)", TimescaleEnv, redact(url))
+		}
+	})
+	switch {
+	case tsDB.URL == "":
+		t.Skip(tsReason)
+	case tsReason != "":
+		t.Fatal(tsReason)
+	}
+	return tsDB
+}
+
+func hasExtension(d DB) bool {
+	conn, err := d.open("")
+	if err != nil {
+		return false
+	}
+	defer conn.Close(context.Background())
+	var n int
+	err = conn.QueryRow(context.Background(), "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'").Scan(&n)
+	return err == nil && n > 0
 }
 
 func redact(u string) string {

@@ -9,13 +9,24 @@ SELECT add_compression_policy('"sluice"."measurements_standard"', compress_after
 -- removed the retention policy of measurements_standard (was after 90d; the configuration sets none)
 SELECT remove_retention_policy('"sluice"."measurements_standard"', if_exists => true);
 
+-- replacing the refresh policy of measurements_standard_1h: every 30m over all history up to 1h ago, was every 30m over the last 3d up to 1h ago
+SELECT remove_continuous_aggregate_policy('"sluice"."measurements_standard_1h"', if_exists => true);
+
+-- refreshed measurements_standard_1h over all history, so it holds what the old policy's window left out
+CALL refresh_continuous_aggregate('"sluice"."measurements_standard_1h"', NULL, NULL);
+
+SELECT add_continuous_aggregate_policy('"sluice"."measurements_standard_1h"', start_offset => NULL, end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '30 minutes', if_not_exists => true);
+
 -- measurements_standard_1d answers with real-time aggregation (it was materialized only)
 ALTER MATERIALIZED VIEW "sluice"."measurements_standard_1d" SET (timescaledb.materialized_only = false);
 
--- replacing the refresh policy of measurements_standard_1d: every 1h from 10d to 1h ago, was every 1d from 30d to 1d ago
+-- replacing the refresh policy of measurements_standard_1d: every 1h over all history up to 1h ago, was every 1d over the last 30d up to 1d ago
 SELECT remove_continuous_aggregate_policy('"sluice"."measurements_standard_1d"', if_exists => true);
 
-SELECT add_continuous_aggregate_policy('"sluice"."measurements_standard_1d"', start_offset => INTERVAL '10 days', end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '1 hour', if_not_exists => true);
+-- refreshed measurements_standard_1d over all history, so it holds what the old policy's window left out
+CALL refresh_continuous_aggregate('"sluice"."measurements_standard_1d"', NULL, NULL);
+
+SELECT add_continuous_aggregate_policy('"sluice"."measurements_standard_1d"', start_offset => NULL, end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '1 hour', if_not_exists => true);
 
 -- changed the chunk interval of measurements_free from 12h to 1d (new chunks only)
 SELECT set_chunk_time_interval('"sluice"."measurements_free"', INTERVAL '1 day');
@@ -36,10 +47,10 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS "sluice"."measurements_free_1h"
 	GROUP BY series_id, bucket
 	WITH NO DATA;
 
-CALL refresh_continuous_aggregate('"sluice"."measurements_free_1h"', NULL, NULL);
+CALL refresh_continuous_aggregate('"sluice"."measurements_free_1h"', now() - INTERVAL '30 days', NULL);
 
--- refresh policy of measurements_free_1h: every 30m from 3d to 1h ago
-SELECT add_continuous_aggregate_policy('"sluice"."measurements_free_1h"', start_offset => INTERVAL '3 days', end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '30 minutes', if_not_exists => true);
+-- refresh policy of measurements_free_1h: every 30m over the last 30d up to 1h ago
+SELECT add_continuous_aggregate_policy('"sluice"."measurements_free_1h"', start_offset => INTERVAL '30 days', end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '30 minutes', if_not_exists => true);
 
 -- continuous aggregate measurements_free_1d (1d buckets of measurements_free)
 CREATE MATERIALIZED VIEW IF NOT EXISTS "sluice"."measurements_free_1d"
@@ -51,15 +62,15 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS "sluice"."measurements_free_1d"
 	GROUP BY series_id, bucket
 	WITH NO DATA;
 
-CALL refresh_continuous_aggregate('"sluice"."measurements_free_1d"', NULL, NULL);
+CALL refresh_continuous_aggregate('"sluice"."measurements_free_1d"', now() - INTERVAL '30 days', NULL);
 
--- refresh policy of measurements_free_1d: every 1h from 10d to 1h ago
-SELECT add_continuous_aggregate_policy('"sluice"."measurements_free_1d"', start_offset => INTERVAL '10 days', end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '1 hour', if_not_exists => true);
+-- refresh policy of measurements_free_1d: every 1h over the last 30d up to 1h ago
+SELECT add_continuous_aggregate_policy('"sluice"."measurements_free_1d"', start_offset => INTERVAL '30 days', end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '1 hour', if_not_exists => true);
 
 CALL refresh_continuous_aggregate('"sluice"."measurements_archive_1h"', NULL, NULL);
 
--- refresh policy of measurements_archive_1h: every 30m from 3d to 1h ago
-SELECT add_continuous_aggregate_policy('"sluice"."measurements_archive_1h"', start_offset => INTERVAL '3 days', end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '30 minutes', if_not_exists => true);
+-- refresh policy of measurements_archive_1h: every 30m over all history up to 1h ago
+SELECT add_continuous_aggregate_policy('"sluice"."measurements_archive_1h"', start_offset => NULL, end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '30 minutes', if_not_exists => true);
 
 -- continuous aggregate measurements_archive_1d (1d buckets of measurements_archive)
 CREATE MATERIALIZED VIEW IF NOT EXISTS "sluice"."measurements_archive_1d"
@@ -73,8 +84,8 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS "sluice"."measurements_archive_1d"
 
 CALL refresh_continuous_aggregate('"sluice"."measurements_archive_1d"', NULL, NULL);
 
--- refresh policy of measurements_archive_1d: every 1h from 10d to 1h ago
-SELECT add_continuous_aggregate_policy('"sluice"."measurements_archive_1d"', start_offset => INTERVAL '10 days', end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '1 hour', if_not_exists => true);
+-- refresh policy of measurements_archive_1d: every 1h over all history up to 1h ago
+SELECT add_continuous_aggregate_policy('"sluice"."measurements_archive_1d"', start_offset => NULL, end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '1 hour', if_not_exists => true);
 
 CREATE OR REPLACE VIEW "sluice"."readings" AS
 	SELECT m.time, s.tenant, s.device, s.metric, m.value, s.unit

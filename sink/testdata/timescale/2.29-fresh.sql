@@ -22,8 +22,8 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS "sluice"."measurements_standard_1h"
 
 CALL refresh_continuous_aggregate('"sluice"."measurements_standard_1h"', NULL, NULL);
 
--- refresh policy of measurements_standard_1h: every 30m from 3d to 1h ago
-SELECT add_continuous_aggregate_policy('"sluice"."measurements_standard_1h"', start_offset => INTERVAL '3 days', end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '30 minutes', if_not_exists => true);
+-- refresh policy of measurements_standard_1h: every 30m over all history up to 1h ago
+SELECT add_continuous_aggregate_policy('"sluice"."measurements_standard_1h"', start_offset => NULL, end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '30 minutes', if_not_exists => true);
 
 -- continuous aggregate measurements_standard_1d (1d buckets of measurements_standard)
 CREATE MATERIALIZED VIEW IF NOT EXISTS "sluice"."measurements_standard_1d"
@@ -37,8 +37,8 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS "sluice"."measurements_standard_1d"
 
 CALL refresh_continuous_aggregate('"sluice"."measurements_standard_1d"', NULL, NULL);
 
--- refresh policy of measurements_standard_1d: every 1h from 10d to 1h ago
-SELECT add_continuous_aggregate_policy('"sluice"."measurements_standard_1d"', start_offset => INTERVAL '10 days', end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '1 hour', if_not_exists => true);
+-- refresh policy of measurements_standard_1d: every 1h over all history up to 1h ago
+SELECT add_continuous_aggregate_policy('"sluice"."measurements_standard_1d"', start_offset => NULL, end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '1 hour', if_not_exists => true);
 
 -- measurements_free is a hypertable (chunk interval 1d)
 SELECT create_hypertable('"sluice"."measurements_free"', by_range('time', INTERVAL '1 day'), if_not_exists => true, migrate_data => true, create_default_indexes => false);
@@ -62,10 +62,10 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS "sluice"."measurements_free_1h"
 	GROUP BY series_id, bucket
 	WITH NO DATA;
 
-CALL refresh_continuous_aggregate('"sluice"."measurements_free_1h"', NULL, NULL);
+CALL refresh_continuous_aggregate('"sluice"."measurements_free_1h"', now() - INTERVAL '30 days', NULL);
 
--- refresh policy of measurements_free_1h: every 30m from 3d to 1h ago
-SELECT add_continuous_aggregate_policy('"sluice"."measurements_free_1h"', start_offset => INTERVAL '3 days', end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '30 minutes', if_not_exists => true);
+-- refresh policy of measurements_free_1h: every 30m over the last 30d up to 1h ago
+SELECT add_continuous_aggregate_policy('"sluice"."measurements_free_1h"', start_offset => INTERVAL '30 days', end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '30 minutes', if_not_exists => true);
 
 -- continuous aggregate measurements_free_1d (1d buckets of measurements_free)
 CREATE MATERIALIZED VIEW IF NOT EXISTS "sluice"."measurements_free_1d"
@@ -77,10 +77,10 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS "sluice"."measurements_free_1d"
 	GROUP BY series_id, bucket
 	WITH NO DATA;
 
-CALL refresh_continuous_aggregate('"sluice"."measurements_free_1d"', NULL, NULL);
+CALL refresh_continuous_aggregate('"sluice"."measurements_free_1d"', now() - INTERVAL '30 days', NULL);
 
--- refresh policy of measurements_free_1d: every 1h from 10d to 1h ago
-SELECT add_continuous_aggregate_policy('"sluice"."measurements_free_1d"', start_offset => INTERVAL '10 days', end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '1 hour', if_not_exists => true);
+-- refresh policy of measurements_free_1d: every 1h over the last 30d up to 1h ago
+SELECT add_continuous_aggregate_policy('"sluice"."measurements_free_1d"', start_offset => INTERVAL '30 days', end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '1 hour', if_not_exists => true);
 
 -- measurements_archive is a hypertable (chunk interval 7d)
 SELECT create_hypertable('"sluice"."measurements_archive"', by_range('time', INTERVAL '7 days'), if_not_exists => true, migrate_data => true, create_default_indexes => false);
@@ -97,8 +97,8 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS "sluice"."measurements_archive_1h"
 
 CALL refresh_continuous_aggregate('"sluice"."measurements_archive_1h"', NULL, NULL);
 
--- refresh policy of measurements_archive_1h: every 30m from 3d to 1h ago
-SELECT add_continuous_aggregate_policy('"sluice"."measurements_archive_1h"', start_offset => INTERVAL '3 days', end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '30 minutes', if_not_exists => true);
+-- refresh policy of measurements_archive_1h: every 30m over all history up to 1h ago
+SELECT add_continuous_aggregate_policy('"sluice"."measurements_archive_1h"', start_offset => NULL, end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '30 minutes', if_not_exists => true);
 
 -- continuous aggregate measurements_archive_1d (1d buckets of measurements_archive)
 CREATE MATERIALIZED VIEW IF NOT EXISTS "sluice"."measurements_archive_1d"
@@ -112,8 +112,8 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS "sluice"."measurements_archive_1d"
 
 CALL refresh_continuous_aggregate('"sluice"."measurements_archive_1d"', NULL, NULL);
 
--- refresh policy of measurements_archive_1d: every 1h from 10d to 1h ago
-SELECT add_continuous_aggregate_policy('"sluice"."measurements_archive_1d"', start_offset => INTERVAL '10 days', end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '1 hour', if_not_exists => true);
+-- refresh policy of measurements_archive_1d: every 1h over all history up to 1h ago
+SELECT add_continuous_aggregate_policy('"sluice"."measurements_archive_1d"', start_offset => NULL, end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '1 hour', if_not_exists => true);
 
 CREATE OR REPLACE VIEW "sluice"."readings" AS
 	SELECT m.time, s.tenant, s.device, s.metric, m.value, s.unit
