@@ -97,6 +97,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, cfg TargetConfig, log zero
 		return nil, err
 	}
 	var done []string
+	changes := 0
 	for _, m := range migrations {
 		if m.version <= current {
 			continue
@@ -115,6 +116,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, cfg TargetConfig, log zero
 			return done, fmt.Errorf("migrate: step %d (%s): %w", m.version, m.name, err)
 		}
 		done = append(done, fmt.Sprintf("applied %d: %s", m.version, m.name))
+		changes++
 		log.Info().Int("version", m.version).Str("name", m.name).Msg("schema migration applied")
 	}
 	plan, err := planStorage(ctx, conn, cfg)
@@ -130,6 +132,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, cfg TargetConfig, log zero
 		}
 		if s.report != "" {
 			done = append(done, s.report)
+			changes++
 			log.Info().Str("change", s.report).Msg("schema storage reconciled")
 		}
 	}
@@ -139,7 +142,26 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, cfg TargetConfig, log zero
 	if len(plan.skipped) > 0 {
 		log.Warn().Strs("skipped", plan.skipped).Msg("schema: features skipped")
 	}
-	return done, nil
+	return append(done, summary(cfg.Schema, changes, len(plan.skipped))), nil
+}
+
+// summary is the last line of a migration: what it did, in one line.
+func summary(schema string, changes, skipped int) string {
+	s := fmt.Sprintf("schema %s: applied %d %s", schema, changes, plural(changes, "change", "changes"))
+	if changes == 0 {
+		s = fmt.Sprintf("schema %s: nothing to change, it matches the configuration", schema)
+	}
+	if skipped > 0 {
+		s += fmt.Sprintf(" (%d %s skipped, listed above)", skipped, plural(skipped, "feature", "features"))
+	}
+	return s
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // Plan returns the SQL Migrate would run now, without changing anything: the pending versioned

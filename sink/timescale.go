@@ -141,7 +141,7 @@ func hypertable(p *storagePlan, n classNames, c ClassConfig, t *tsTable) {
 			fmt.Sprintf("%s is a hypertable (chunk interval %s)", n.table(), c.ChunkInterval))
 	case t.chunkInterval != c.ChunkInterval:
 		p.add(fmt.Sprintf("SELECT set_chunk_time_interval(%s, %s)", quoteLiteral(n.qtable()), c.ChunkInterval.interval()),
-			fmt.Sprintf("changed the chunk interval of %s from %s to %s (new chunks only)", n.table(), t.chunkInterval, c.ChunkInterval))
+			fmt.Sprintf("changed the chunk interval of %s from %s to %s: chunks created from now on span %s, existing chunks keep their %s", n.table(), t.chunkInterval, c.ChunkInterval, c.ChunkInterval, t.chunkInterval))
 	}
 }
 

@@ -185,9 +185,7 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			fmt.Fprintf(stderr, "sluice: target %s: %v\n", tc.Name, err)
 			failed = true
-			continue
 		}
-		fmt.Fprintf(stdout, "%s: schema %s is up to date\n", tc.Name, tc.Schema)
 	}
 	if failed {
 		return exitFailure

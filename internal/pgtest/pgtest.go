@@ -6,6 +6,7 @@ package pgtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // DefaultURL is used when SLUICE_TEST_DATABASE_URL is not set.
@@ -74,8 +76,18 @@ func (d DB) Schema(t testing.TB) string {
 			return
 		}
 		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA "+name+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", name, err)
+		// A TimescaleDB background job working on the schema's tables can deadlock with the
+		// drop; the drop is retried, never skipped.
+		for attempt := 1; ; attempt++ {
+			_, err := conn.Exec(ctx, "DROP SCHEMA "+name+" CASCADE")
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == "40P01" && attempt < 5 {
+				continue
+			}
+			if err != nil {
+				t.Errorf("drop schema %s: %v", name, err)
+			}
+			return
 		}
 	})
 	return name

@@ -28,7 +28,7 @@ CALL refresh_continuous_aggregate('"sluice"."measurements_standard_1d"', NULL, N
 
 SELECT add_continuous_aggregate_policy('"sluice"."measurements_standard_1d"', start_offset => NULL, end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '1 hour', if_not_exists => true);
 
--- changed the chunk interval of measurements_free from 12h to 1d (new chunks only)
+-- changed the chunk interval of measurements_free from 12h to 1d: chunks created from now on span 1d, existing chunks keep their 12h
 SELECT set_chunk_time_interval('"sluice"."measurements_free"', INTERVAL '1 day');
 
 -- measurements_free compresses chunks segmented by series_id, ordered by time DESC
