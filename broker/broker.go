@@ -86,6 +86,7 @@ func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*Broker, er
 		&limitsHook{maxKeepAlive: keepAliveSeconds(cfg.MaxKeepAlive), maxPacketSize: uint32(cfg.MaxPacketSize), m: m,
 			warn: log.Sample(&zerolog.BurstSampler{Burst: 10, Period: 10 * time.Second})},
 		newDropsHook(m, log),
+		newAliasHook(srv),
 	} {
 		if err := b.AddHook(h, nil); err != nil {
 			return nil, err
