@@ -75,12 +75,13 @@ func Reason(err error) string {
 	}
 }
 
-// scriptFailure turns an error from goja into a cause and the script position it names.
+// scriptFailure turns an error from goja into a cause and the script position it names. A
+// script's exception reaches it already turned into text (*thrownError, see vm.settle).
 func scriptFailure(err error) (cause error, line, col int) {
 	var (
 		interrupted *goja.InterruptedError
 		overflow    *goja.StackOverflowError
-		exception   *goja.Exception
+		thrown      *thrownError
 		syntax      *goja.CompilerSyntaxError
 		parseList   parser.ErrorList
 		parseErr    *parser.Error
@@ -95,13 +96,8 @@ func scriptFailure(err error) (cause error, line, col int) {
 	case errors.As(err, &overflow):
 		line, col = position(overflow.Stack())
 		return ErrStackOverflow, line, col
-	case errors.As(err, &exception):
-		line, col = position(exception.Stack())
-		msg := "undefined"
-		if v := exception.Value(); v != nil {
-			msg = v.String()
-		}
-		return fmt.Errorf("%w: %s", ErrThrown, msg), line, col
+	case errors.As(err, &thrown):
+		return fmt.Errorf("%w: %s", ErrThrown, thrown.msg), thrown.line, thrown.col
 	case errors.As(err, &syntax):
 		if syntax.File != nil {
 			p := syntax.File.Position(syntax.Offset)

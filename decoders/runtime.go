@@ -38,6 +38,7 @@ type vm struct {
 	fn        goja.Callable
 	normalize goja.Callable // nil when the script has no normalizeUplink
 	date      goja.Value    // the Date constructor
+	str       goja.Callable // the String function, taken before the script ran
 	bytes     [256]goja.Value
 	device    string      // device of the current call, for console logs
 	broken    bool        // interrupted or panicked: never reuse
@@ -91,7 +92,8 @@ func newVM(p *program) (*vm, error) {
 
 // call runs fn with a wall-clock budget: a timer interrupts the runtime when it runs out. A
 // runtime whose timer fired, or that panicked, is marked broken and must be discarded, since
-// an interrupt may land after fn returned.
+// an interrupt may land after fn returned. What the script threw is turned into text before
+// the budget is lifted (see settle): the error returned holds no JavaScript value.
 func (v *vm) call(timeout time.Duration, fn func() (goja.Value, error)) (res goja.Value, err error) {
 	if timeout <= 0 {
 		return nil, ErrTimeout
@@ -101,12 +103,9 @@ func (v *vm) call(timeout time.Duration, fn func() (goja.Value, error)) (res goj
 		if !v.timer.Stop() {
 			v.broken = true
 		}
-		if r := recover(); r != nil {
+		if r := recover(); r != nil { // settle panicked: nothing of the script may be formatted
 			v.broken = true
-			res, err = nil, fmt.Errorf("script runtime panic: %v", r)
-			if e, ok := r.(error); ok && isScriptError(e) {
-				err = e // thrown by script code goja ran outside a call, e.g. a getter during Export
-			}
+			res, err = nil, fmt.Errorf("script runtime panic: %s", panicText(r))
 		}
 		var (
 			interrupted *goja.InterruptedError
@@ -116,18 +115,28 @@ func (v *vm) call(timeout time.Duration, fn func() (goja.Value, error)) (res goj
 			v.broken = true // start over with a fresh runtime rather than trust its state
 		}
 	}()
-	return fn()
+	res, err = v.protect(fn)
+	if err != nil {
+		res, err = nil, v.settle(err)
+	}
+	return res, err
 }
 
-// isScriptError reports whether err is one goja raises for script code: an exception, an
-// interrupt or a stack overflow.
-func isScriptError(err error) bool {
-	var (
-		ex          *goja.Exception
-		interrupted *goja.InterruptedError
-		overflow    *goja.StackOverflowError
-	)
-	return errors.As(err, &ex) || errors.As(err, &interrupted) || errors.As(err, &overflow)
+// protect runs fn and turns a panic into an error: goja panics with the script's exception
+// when script code it ran outside a call throws, e.g. a getter during Export.
+func (v *vm) protect(fn func() (goja.Value, error)) (res goja.Value, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			v.broken = true
+			switch e := r.(type) {
+			case *goja.Exception, *goja.InterruptedError, *goja.StackOverflowError:
+				res, err = nil, e.(error)
+			default:
+				res, err = nil, fmt.Errorf("script runtime panic: %s", panicText(r))
+			}
+		}
+	}()
+	return fn()
 }
 
 // array builds a plain JS Array of the bytes, as The Things Stack passes them.

@@ -69,6 +69,11 @@ var prelude = goja.MustCompile(preludeFile, preludeSource, true)
 func (v *vm) harden(maxCallStack int) error {
 	rt := v.rt
 	rt.SetMaxCallStackSize(maxCallStack)
+	str, ok := goja.AssertFunction(rt.Get("String"))
+	if !ok {
+		return fmt.Errorf("runtime has no String function")
+	}
+	v.str = str
 	console := rt.NewObject()
 	for _, level := range []zerolog.Level{zerolog.DebugLevel, zerolog.InfoLevel, zerolog.WarnLevel, zerolog.ErrorLevel} {
 		fn := v.consoleFunc(level)
