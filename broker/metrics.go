@@ -51,6 +51,18 @@ func newMetrics(reg prometheus.Registerer, info *mqtt.Server) *metrics {
 		Name: "sluice_broker_inflight_messages",
 		Help: "QoS 1/2 messages to subscribers awaiting acknowledgement, all clients together.",
 	}, func() float64 { return float64(atomic.LoadInt64(&info.Info.Inflight)) })
+	// Every series an alert rule may watch exists from the start, at 0.
+	for vec, values := range map[*prometheus.CounterVec][]string{
+		m.logins:       {"password", "certificate", "anonymous"},
+		m.authFailures: {"unknown_user", "bad_password", "no_credentials", "no_password", "certificate_mismatch", "will_not_authorized", "client_id_taken"},
+		m.aclDenied:    {"publish", "subscribe"},
+		m.dropped:      {"pending_writes_full", "expired", "session_ended", "refused_by_client"}, // inflight_full: see inflightFull
+		m.disconnects:  {"client", "packet_too_large", "keep_alive", "not_authorized", "taken_over", "error"},
+	} {
+		for _, v := range values {
+			vec.WithLabelValues(v)
+		}
+	}
 	reg.MustRegister(m.logins, m.authFailures, m.aclDenied, m.connRefused, m.disconnects, clients, inflight,
 		&inflightFull{vec: m.dropped, srv: info})
 	return m

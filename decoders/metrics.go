@@ -41,6 +41,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "sluice_decoder_runtimes_total", Help: "JavaScript runtimes created and discarded (event created, discarded), by decoder.",
 		}, []string{"decoder", "event"}),
 	}
+	for _, r := range []string{"ok", "error", "removed"} { // every series exists from the start, at 0
+		m.reloads.WithLabelValues(r)
+	}
 	for _, c := range []prometheus.Collector{m.calls, m.failures, m.timeouts, m.duration, m.reloads, m.runtimes} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -63,12 +66,20 @@ func (m *Metrics) wrap(d Decoder) Decoder {
 		return d
 	}
 	name := d.Name()
+	failures := m.failures.MustCurryWith(prometheus.Labels{"decoder": name})
+	for _, r := range reasons { // every series exists from the start, at 0
+		failures.WithLabelValues(r)
+	}
+	if _, ok := d.(*Script); ok {
+		m.runtimes.WithLabelValues(name, "created")
+		m.runtimes.WithLabelValues(name, "discarded")
+	}
 	return &instrumented{
 		Decoder:  d,
 		calls:    m.calls.WithLabelValues(name),
 		timeouts: m.timeouts.WithLabelValues(name),
 		duration: m.duration.WithLabelValues(name),
-		failures: m.failures.MustCurryWith(prometheus.Labels{"decoder": name}),
+		failures: failures,
 	}
 }
 
@@ -102,3 +113,6 @@ func (m *Metrics) runtime(decoder, event string) {
 		m.runtimes.WithLabelValues(decoder, event).Inc()
 	}
 }
+
+// reasons are the values Reason returns for a failure.
+var reasons = []string{"timeout", "stack_overflow", "exception", "reported", "invalid_output", "output_too_large", "payload", "busy", "cancelled", "other"}

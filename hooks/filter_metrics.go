@@ -31,6 +31,8 @@ func newFilterMetrics(reg prometheus.Registerer, maxSeries int, tracked func() i
 	for i, r := range []string{keptChanged, keptHeartbeat, keptFirst, keptOff, suppressed} {
 		m.readings[i] = readings.WithLabelValues(r)
 	}
+	m.snapshots.WithLabelValues("ok") // every series exists from the start, at 0
+	m.snapshots.WithLabelValues("error")
 	reg.MustRegister(readings, m.evictions, m.snapshots, m.replayed,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sluice_filter_series",

@@ -19,6 +19,11 @@ func newLimitMetrics(reg prometheus.Registerer, conns, devices *buckets) *limitM
 		}, []string{"reason", "qos"}),
 		evictions: [2]prometheus.Counter{evictions.WithLabelValues(LimitConnection), evictions.WithLabelValues(LimitDevice)},
 	}
+	for _, r := range []string{LimitConnection, LimitDevice} { // every series exists from the start, at 0
+		for _, q := range []string{"0", "1", "2"} {
+			m.limited.WithLabelValues(r, q)
+		}
+	}
 	reg.MustRegister(m.limited, evictions,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sluice_limit_buckets", Help: "Token buckets in use, by kind.", ConstLabels: prometheus.Labels{"kind": LimitConnection},

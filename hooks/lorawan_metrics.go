@@ -1,6 +1,10 @@
 package hooks
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-iot/sluice/decoders"
+)
 
 type loraMetrics struct {
 	events       *prometheus.CounterVec
@@ -22,6 +26,15 @@ func newLoraMetrics(reg prometheus.Registerer) *loraMetrics {
 			Name: "sluice_lorawan_decode_failures_total",
 			Help: "LoRaWAN uplinks whose decoder failed; each is stored on the error subject.",
 		}),
+	}
+	for _, format := range []decoders.Format{decoders.FormatChirpStack, decoders.FormatTTN} { // every series exists from the start, at 0
+		for _, kind := range []string{decoders.KindUp, decoders.KindJoin, decoders.KindStatus, decoders.KindLog, decoders.KindAck,
+			decoders.KindTxAck, decoders.KindLocation, decoders.KindIntegration, decoders.KindDown, decoders.KindOther, "invalid"} {
+			m.events.WithLabelValues(string(format), kind)
+		}
+	}
+	for _, p := range []string{PolicyAccept, PolicyPark, PolicyReject} {
+		m.unknown.WithLabelValues(p)
 	}
 	reg.MustRegister(m.events, m.unknown, m.decodeFailed)
 	return m

@@ -34,6 +34,16 @@ func newIngestMetrics(reg prometheus.Registerer) *ingestMetrics {
 			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10),
 		}),
 	}
+	// Every series an alert rule may watch exists from the start, at 0.
+	for vec, values := range map[*prometheus.CounterVec][]string{
+		m.messages: {"decoded", "failed", "unrouted"},
+		m.refused:  {"full", "error", "timeout"},
+		m.dropped:  {"full", "error"},
+	} {
+		for _, v := range values {
+			vec.WithLabelValues(v)
+		}
+	}
 	reg.MustRegister(m.messages, m.readings, m.refused, m.dropped, m.decodeSeconds)
 	return m
 }

@@ -94,6 +94,8 @@ func NewRegistry(cfg RegistryConfig, decs *decoders.Set, log zerolog.Logger, reg
 		Name: "sluice_registry_devices",
 		Help: "Devices in the device registry.",
 	}, func() float64 { return float64(r.Len()) })
+	r.reloads.WithLabelValues("ok") // every series exists from the start, at 0
+	r.reloads.WithLabelValues("error")
 	reg.MustRegister(r.reloads, devices)
 	empty := map[string]*Device{}
 	r.devices.Store(&empty)

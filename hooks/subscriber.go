@@ -238,5 +238,8 @@ func NewSubscriberMetrics(reg prometheus.Registerer) *SubscriberMetrics {
 
 func (m *SubscriberMetrics) forName(name string) *subscriberMetrics {
 	msgs, _ := m.messages.CurryWith(prometheus.Labels{"subscription": name})
+	for _, r := range []string{"stored", "retried", "abandoned"} { // every series exists from the start, at 0
+		msgs.WithLabelValues(r)
+	}
 	return &subscriberMetrics{messages: msgs, connected: m.connected.WithLabelValues(name), connects: m.connects.WithLabelValues(name)}
 }

@@ -39,9 +39,16 @@ func newBufferMetrics(reg prometheus.Registerer) *bufferMetrics {
 		Name: "sluice_buffer_dead_letter_bytes",
 		Help: "Bytes held in the dead-letter stream, against its dlq_max_bytes budget.",
 	})
+	for _, r := range publishFailures { // every series exists from the start, at 0
+		m.publishFailed.WithLabelValues(r)
+		m.asyncFailed.WithLabelValues(r)
+	}
 	reg.MustRegister(m.publishSeconds, m.publishFailed, m.asyncFailed, m.usedBytes, m.reclaimed, m.dlqBytes)
 	return m
 }
+
+// publishFailures are the reasons a publish fails (see reason).
+var publishFailures = []string{"full", "timeout", "window_full", "closed", "other"}
 
 type targetMetrics struct {
 	rows         prometheus.Counter
@@ -83,6 +90,12 @@ func newTargetMetrics(reg prometheus.Registerer, target string) *targetMetrics {
 		lost: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_sink_lost_messages_total", Help: "Messages the buffer evicted (nats.when_full: drop_oldest, or nats.max_age) before the target committed them.", ConstLabels: l,
 		}),
+	}
+	for _, k := range []string{"transient", "data"} { // every series exists from the start, at 0
+		m.errors.WithLabelValues(k)
+	}
+	for _, r := range []string{"invalid", "refused", "unreadable"} {
+		m.deadLetters.WithLabelValues(r)
 	}
 	reg.MustRegister(m.rows, m.batches, m.batchRows, m.batchSeconds, m.errors, m.pending, m.deadLetters, m.lost)
 	return m
