@@ -113,11 +113,12 @@ func (e *EnvelopeError) Unwrap() error { return e.Err }
 // with their Kind and no payload; only an unreadable event is an error (*EnvelopeError).
 func Unwrap(f Format, topic string, payload []byte) (*Envelope, error) {
 	var env *Envelope
-	var err error
-	switch f {
-	case FormatChirpStack:
+	err := checkJSON(payload) // both formats are JSON
+	switch {
+	case err != nil:
+	case f == FormatChirpStack:
 		env, err = unwrapChirpStack(topic, payload)
-	case FormatTTN:
+	case f == FormatTTN:
 		env, err = unwrapTTN(topic, payload)
 	default:
 		return nil, &EnvelopeError{Format: f, Err: fmt.Errorf("not an envelope format")}

@@ -48,6 +48,9 @@ func parseObject(b []byte) (map[string]any, error) {
 	if b[0] != '{' {
 		return nil, fmt.Errorf("payload is not a JSON object (starts with %q)", b[0])
 	}
+	if err := checkJSON(b); err != nil {
+		return nil, err
+	}
 	var data map[string]any
 	if err := json.Unmarshal(b, &data); err != nil {
 		return nil, fmt.Errorf("invalid JSON: %w", err)

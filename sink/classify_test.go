@@ -51,9 +51,10 @@ func TestRowLimits(t *testing.T) {
 	}{
 		{"valid", func(*sluice.Uplink, *sluice.Reading) {}, ""},
 		{"nan", func(_ *sluice.Uplink, r *sluice.Reading) { r.Value = nan() }, "value is not a finite number"},
-		{"no time", func(_ *sluice.Uplink, r *sluice.Reading) { r.Time = time.Time{} }, "time is missing"},
+		{"zero time", func(_ *sluice.Uplink, r *sluice.Reading) { r.Time = time.Time{} },
+			"time 0001-01-01T00:00:00Z is out of range (after 0001-01-01T00:00:00Z, until year 9999)"},
 		{"year 10000", func(_ *sluice.Uplink, r *sluice.Reading) { r.Time = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) },
-			"time 10000-01-01T00:00:00Z is outside years 1..9999"},
+			"time 10000-01-01T00:00:00Z is out of range (after 0001-01-01T00:00:00Z, until year 9999)"},
 		{"future", func(_ *sluice.Uplink, r *sluice.Reading) { r.Time = now.Add(25 * time.Hour) },
 			"time 2026-06-02T01:00:00Z is more than 24h0m0s in the future (limits.max_future)"},
 		{"nul device", func(u *sluice.Uplink, _ *sluice.Reading) { u.Device = "a\x00b" }, "device contains a NUL byte"},

@@ -44,7 +44,8 @@ func (l RowLimits) Validate() error {
 }
 
 // PostgreSQL's timestamptz holds 4713 BC to 294276 AD; Sluice accepts years 1..9999, which
-// every client library can also represent.
+// every client library can also represent, less the first instant of year 1: Go's zero time,
+// what a time that was never set looks like.
 var (
 	minTime = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
 	maxTime = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
@@ -56,10 +57,8 @@ func (l RowLimits) check(u *sluice.Uplink, r *sluice.Reading, now time.Time) str
 		return "value is not a finite number"
 	}
 	switch {
-	case r.Time.IsZero():
-		return "time is missing"
-	case r.Time.Before(minTime) || r.Time.After(maxTime):
-		return fmt.Sprintf("time %s is outside years 1..9999", r.Time.UTC().Format(time.RFC3339))
+	case !r.Time.After(minTime) || r.Time.After(maxTime):
+		return fmt.Sprintf("time %s is out of range (after 0001-01-01T00:00:00Z, until year 9999)", r.Time.UTC().Format(time.RFC3339Nano))
 	case l.MaxPast > 0 && r.Time.Before(now.Add(-l.MaxPast)):
 		return fmt.Sprintf("time %s is more than %s in the past (limits.max_past)", r.Time.UTC().Format(time.RFC3339), l.MaxPast)
 	case l.MaxFuture > 0 && r.Time.After(now.Add(l.MaxFuture)):
