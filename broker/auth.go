@@ -25,6 +25,8 @@ type AuthConfig struct {
 	// CertUsername is how a verified client certificate names its user: "cn" (the subject
 	// common name, the default) or "san" (the first DNS name, else the first email address).
 	CertUsername string `yaml:"cert_username"`
+	// FailedLogins throttles password guessing per client address and per username.
+	FailedLogins LoginThrottleConfig `yaml:"failed_logins"`
 }
 
 // UserConfig is one user or device.
@@ -42,7 +44,7 @@ type UserConfig struct {
 
 // DefaultAuthConfig has no users and names certificate users by their common name.
 func DefaultAuthConfig() AuthConfig {
-	return AuthConfig{CertUsername: "cn"}
+	return AuthConfig{CertUsername: "cn", FailedLogins: DefaultLoginThrottleConfig()}
 }
 
 // user is a loaded, validated user.

@@ -35,6 +35,7 @@ type authHook struct {
 	key      [32]byte
 	mu       sync.Mutex
 	verified map[string][32]byte // username → HMAC of the last good password; bounded by users
+	throttle *throttle           // nil: no throttle
 
 	// owners maps the client id of every session (connected or kept for max_session_expiry)
 	// to its user, so that one user cannot take over another's session by its client id.
@@ -56,6 +57,7 @@ func newAuthHook(cfg Config, m *metrics, log zerolog.Logger) (*authHook, error) 
 		slots:     make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)),
 		verified:  map[string][32]byte{},
 		owners:    map[string]string{},
+		throttle:  newThrottle(cfg.Auth.FailedLogins),
 	}
 	for _, r := range cfg.Auth.ACL {
 		h.acl = append(h.acl, r.compile())
@@ -137,14 +139,23 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (string, boo
 		return "", h.fail(cl, "no_credentials", name)
 	}
 	u := h.users[name]
+	if u != nil && u.hash != nil && h.remembered(u, pk.Connect.Password) {
+		return "password", true // never throttled: see LoginThrottleConfig
+	}
+	keys := throttleKeys(cl.Net.Remote, name)
+	if !h.throttle.allow(keys) {
+		return "", h.fail(cl, "throttled", name)
+	}
 	switch {
 	case u == nil:
 		// Spend the same time as a real check, so that timing does not reveal usernames.
 		h.check(dummyHash(), pk.Connect.Password)
+		h.throttle.failed(keys)
 		return "", h.fail(cl, "unknown_user", name)
 	case u.hash == nil:
 		return "", h.fail(cl, "no_password", name)
 	case !h.verify(u, pk.Connect.Password):
+		h.throttle.failed(keys)
 		return "", h.fail(cl, "bad_password", name)
 	}
 	return "password", true
@@ -157,18 +168,28 @@ func (h *authHook) fail(cl *mqtt.Client, reason, username string) bool {
 	return false
 }
 
-// verify checks password against u's bcrypt hash, or against the remembered good password.
-func (h *authHook) verify(u *user, password []byte) bool {
-	mac := hmac.New(sha256.New, h.key[:])
-	mac.Write(password)
-	var sum [32]byte
-	mac.Sum(sum[:0])
+// remembered reports whether password is u's last verified good password (no bcrypt spent).
+func (h *authHook) remembered(u *user, password []byte) bool {
+	sum := h.mac(password)
 	h.mu.Lock()
 	good, ok := h.verified[u.name]
 	h.mu.Unlock()
-	if ok && hmac.Equal(good[:], sum[:]) {
+	return ok && hmac.Equal(good[:], sum[:])
+}
+
+func (h *authHook) mac(password []byte) (sum [32]byte) {
+	mac := hmac.New(sha256.New, h.key[:])
+	mac.Write(password)
+	mac.Sum(sum[:0])
+	return sum
+}
+
+// verify checks password against u's bcrypt hash, or against the remembered good password.
+func (h *authHook) verify(u *user, password []byte) bool {
+	if h.remembered(u, password) {
 		return true
 	}
+	sum := h.mac(password)
 	if !h.check(u.hash, password) {
 		return false
 	}

@@ -99,6 +99,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s.address: %q is not loopback, but allow_anonymous is on; bind to 127.0.0.1 or turn anonymous access off", key, l.Address))
 		}
 	}
+	if err := c.Auth.FailedLogins.Validate(); err != nil {
+		errs = append(errs, prefixAll("auth.failed_logins.", err)...)
+	}
 	if _, err := c.Auth.load(); err != nil {
 		errs = append(errs, prefixAll("auth.", err)...)
 	} else if !c.AllowAnonymous && len(c.Auth.Users) == 0 && c.Auth.UsersFile == "" && !certListener {

@@ -24,7 +24,7 @@ func newMetrics(reg prometheus.Registerer, info *mqtt.Server) *metrics {
 		}, []string{"method"}),
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_broker_auth_failures_total",
-			Help: "MQTT connections refused at login, by reason (unknown_user, bad_password, no_credentials, no_password, certificate_mismatch, will_not_authorized, client_id_taken).",
+			Help: "MQTT connections refused at login, by reason (unknown_user, bad_password, no_credentials, no_password, certificate_mismatch, will_not_authorized, client_id_taken, throttled: too many failed logins from the address or for the user, see auth.failed_logins).",
 		}, []string{"reason"}),
 		aclDenied: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_broker_acl_denied_total",
@@ -54,7 +54,7 @@ func newMetrics(reg prometheus.Registerer, info *mqtt.Server) *metrics {
 	// Every series an alert rule may watch exists from the start, at 0.
 	for vec, values := range map[*prometheus.CounterVec][]string{
 		m.logins:       {"password", "certificate", "anonymous"},
-		m.authFailures: {"unknown_user", "bad_password", "no_credentials", "no_password", "certificate_mismatch", "will_not_authorized", "client_id_taken"},
+		m.authFailures: {"unknown_user", "bad_password", "no_credentials", "no_password", "certificate_mismatch", "will_not_authorized", "client_id_taken", "throttled"},
 		m.aclDenied:    {"publish", "subscribe"},
 		m.dropped:      {"pending_writes_full", "expired", "session_ended", "refused_by_client"}, // inflight_full: see inflightFull
 		m.disconnects:  {"client", "packet_too_large", "keep_alive", "not_authorized", "taken_over", "error"},
