@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"gopkg.in/yaml.v3"
 )
 
 // ByteSize is a size in bytes that configuration files may write as "512MiB", "1GB" or 4096.
@@ -40,6 +42,20 @@ func (b *ByteSize) UnmarshalText(text []byte) error {
 	v, err := ParseByteSize(string(text))
 	if err != nil {
 		return err
+	}
+	*b = v
+	return nil
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler: a size that does not parse is reported with
+// its line, as a type error, so that decoding goes on and the key is named with the others.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: want a size such as 64MiB", n.Line)}}
+	}
+	v, err := ParseByteSize(n.Value)
+	if err != nil {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
 	}
 	*b = v
 	return nil

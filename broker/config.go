@@ -90,10 +90,13 @@ func (c Config) Validate() error {
 		default:
 			errs = append(errs, fmt.Errorf("%s.type: %q is not one of tcp, tls, ws, wss", key, l.Type))
 		}
-		host, _, err := net.SplitHostPort(l.Address)
+		host, port, err := net.SplitHostPort(l.Address)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s.address: %q is not host:port", key, l.Address))
 			continue
+		}
+		if _, err := net.LookupPort("tcp", port); err != nil {
+			errs = append(errs, fmt.Errorf("%s.address: %q: invalid port (want 0..65535)", key, l.Address))
 		}
 		if c.AllowAnonymous && !loopback(host) {
 			errs = append(errs, fmt.Errorf("%s.address: %q is not loopback, but allow_anonymous is on; bind to 127.0.0.1 or turn anonymous access off", key, l.Address))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"reflect"
 	"regexp"
@@ -112,6 +113,13 @@ func (c *Config) Validate() error {
 	if c.MemoryLimit != 0 && c.MemoryLimit < 32<<20 {
 		add("", fmt.Errorf("memory_limit: %s is below 32MiB; 0 means no limit", c.MemoryLimit))
 	}
+	if a := c.HTTP.Address; a != "" {
+		if _, port, err := net.SplitHostPort(a); err != nil {
+			add("", fmt.Errorf("http.address: %q is not host:port", a))
+		} else if _, err := net.LookupPort("tcp", port); err != nil {
+			add("", fmt.Errorf("http.address: %q: invalid port (want 0..65535)", a))
+		}
+	}
 	if c.ShutdownTimeout <= 0 {
 		add("", errors.New("shutdown_timeout: must be positive"))
 	}
@@ -157,7 +165,7 @@ type ConfigError struct {
 
 func (e *ConfigError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "invalid config %s (%d problems):", e.File, len(e.Problems))
+	fmt.Fprintf(&b, "invalid config %s (%s):", e.File, plural(len(e.Problems), "problem"))
 	for _, p := range e.Problems {
 		b.WriteString("\n  ")
 		b.WriteString(p.Error())
@@ -178,26 +186,36 @@ func LoadConfig(path string) (*Config, error) {
 
 // ParseConfig is LoadConfig on bytes, with env looking up environment variables.
 func ParseConfig(name string, raw []byte, env func(string) (string, bool)) (*Config, error) {
+	cfg, problems := parseConfig(raw, env)
+	if len(problems) > 0 {
+		return nil, &ConfigError{File: name, Problems: problems}
+	}
+	return cfg, nil
+}
+
+// parseConfig decodes and validates raw and returns every problem at once: unknown keys,
+// values of the wrong type (the key keeps its default) and invalid values. The configuration
+// is returned even with problems, for Check to go on with; it is nil only when raw is not
+// YAML at all.
+func parseConfig(raw []byte, env func(string) (string, bool)) (*Config, []error) {
 	cfg := DefaultConfig()
 	expanded := expandEnv(raw, env)
 	var doc yaml.Node
 	if err := yaml.Unmarshal(expanded, &doc); err != nil {
-		return nil, &ConfigError{File: name, Problems: []error{err}}
+		return nil, []error{err}
 	}
-	if problems := unknownKeys(&doc, reflect.TypeOf(cfg), ""); len(problems) > 0 {
-		return nil, &ConfigError{File: name, Problems: problems}
-	}
+	problems := unknownKeys(&doc, reflect.TypeOf(cfg), "")
 	if len(doc.Content) > 0 {
 		dec := yaml.NewDecoder(bytes.NewReader(expanded))
 		if err := dec.Decode(&cfg); err != nil {
-			return nil, &ConfigError{File: name, Problems: typeErrors(err, &doc)}
+			problems = append(problems, typeErrors(err, &doc)...)
 		}
 	}
 	applyEnv(&cfg, env)
 	if err := cfg.Validate(); err != nil {
-		return nil, &ConfigError{File: name, Problems: err.(interface{ Unwrap() []error }).Unwrap()}
+		problems = append(problems, err.(interface{ Unwrap() []error }).Unwrap()...)
 	}
-	return &cfg, nil
+	return &cfg, problems
 }
 
 var errLine = regexp.MustCompile(`^line (\d+): (.*)$`)
@@ -256,4 +274,12 @@ func applyEnv(c *Config, env func(string) (string, bool)) {
 	if v, ok := env("SLUICE_LOG_LEVEL"); ok && v != "" {
 		c.Log.Level = v
 	}
+}
+
+// plural is "1 problem", "2 problems".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -3,9 +3,11 @@ package sink
 import (
 	"errors"
 	"fmt"
+	"net"
 	"regexp"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"gopkg.in/yaml.v3"
 
 	"github.com/sluice-iot/sluice"
@@ -94,6 +96,13 @@ func (c BufferConfig) Validate() error {
 	if c.URL != "" && c.Listen != "" {
 		errs = append(errs, errors.New("listen: only the embedded server listens; remove it or url"))
 	}
+	if c.Listen != "" {
+		if _, port, err := net.SplitHostPort(c.Listen); err != nil {
+			errs = append(errs, fmt.Errorf("listen: %q is not host:port", c.Listen))
+		} else if _, err := net.LookupPort("tcp", port); err != nil {
+			errs = append(errs, fmt.Errorf("listen: %q: invalid port (want 0..65535)", c.Listen))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -151,6 +160,8 @@ func (c TargetConfig) Validate() error {
 	}
 	if c.DatabaseURL == "" {
 		errs = append(errs, errors.New("database_url: required (or set SLUICE_DATABASE_URL)"))
+	} else if _, err := pgxpool.ParseConfig(c.DatabaseURL); err != nil {
+		errs = append(errs, fmt.Errorf("database_url: %v", err)) // pgx masks the password
 	}
 	if !identifier.MatchString(c.Schema) {
 		errs = append(errs, fmt.Errorf("schema: %q must be a lower-case identifier", c.Schema))

@@ -147,8 +147,13 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	if cfg, code := loadConfig(*path, stderr); cfg == nil {
-		return code
+	warnings, err := edge.CheckConfig(*path)
+	for _, w := range warnings {
+		fmt.Fprintln(stderr, "sluice: warning:", w)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "sluice:", err)
+		return exitUsage
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
 	return exitOK
