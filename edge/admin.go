@@ -3,17 +3,23 @@ package edge
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sluice-iot/sluice"
+	"github.com/sluice-iot/sluice/sink"
 )
 
 // Readiness is the body of /readyz.
 type Readiness struct {
-	// Status is "ready", "degraded" (ingest works, a sink cannot reach its database: readings
-	// are buffered) or "unavailable" (ingest cannot store).
+	// Status is "ready", "degraded" (ingest works, but a sink cannot reach its database and
+	// readings are buffered, or the buffer has 10 % of its budget or less left) or
+	// "unavailable" (ingest cannot store). Buffer is "ok", "near_full", "full" or
+	// "unavailable".
 	Status string            `json:"status"`
 	Broker string            `json:"broker"`
 	Buffer string            `json:"buffer"`
@@ -29,9 +35,17 @@ func (s *Site) Ready(ctx context.Context) Readiness {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if err := s.buffer.Check(ctx); err != nil {
-		r.Buffer, r.Status = "unavailable", "unavailable"
-		r.Errors["buffer"] = err.Error()
+	switch err := s.buffer.Check(ctx); {
+	case err == nil:
+	case errors.Is(err, sink.ErrNearFull): // still taking writes
+		r.Buffer, r.Errors["buffer"] = "near_full", err.Error()
+		if r.Status == "ready" {
+			r.Status = "degraded"
+		}
+	case errors.Is(err, sluice.ErrBufferFull):
+		r.Buffer, r.Status, r.Errors["buffer"] = "full", "unavailable", err.Error()
+	default:
+		r.Buffer, r.Status, r.Errors["buffer"] = "unavailable", "unavailable", err.Error()
 	}
 	for _, t := range s.targets {
 		state, err := t.Status()

@@ -33,6 +33,7 @@ type Buffer struct {
 	js jetstream.JetStream
 
 	floor     floors       // consumers whose unacknowledged messages are never reclaimed (budget.go)
+	refused   refusal      // the last message refused for the budget (fill.go)
 	group     *groupCommit // stores QoS 1/2 publishes in groups (group.go)
 	gm        *groupMetrics
 	closeOnce sync.Once
@@ -78,8 +79,11 @@ func (b *Buffer) Open(ctx context.Context) error {
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(b.cfg.MaxAsyncPending),
 		jetstream.WithPublishAsyncTimeout(b.cfg.PublishTimeout),
-		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, _ *nats.Msg, err error) {
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, msg *nats.Msg, err error) {
 			b.m.asyncFailed.WithLabelValues(reason(err)).Inc()
+			if isFull(err) {
+				b.refused.note(msg)
+			}
 		}))
 	if err != nil {
 		b.Close()
@@ -180,6 +184,7 @@ func (b *Buffer) Publish(ctx context.Context, subject, msgID string, data []byte
 		}
 		b.m.publishFailed.WithLabelValues(reason(err)).Inc()
 		if isFull(err) {
+			b.refused.note(msg)
 			return fmt.Errorf("publish to %s: %w", subject, sluice.ErrBufferFull)
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
@@ -227,7 +232,8 @@ func (b *Buffer) JetStream() jetstream.JetStream { return b.js }
 func (b *Buffer) Stream() string { return b.cfg.Stream }
 
 // Check reports whether the buffer can take writes: the connection is up and the stream is
-// below its budget.
+// below its budget (sluice.ErrBufferFull when it refuses writes, see fillError); an error
+// wrapping ErrNearFull means it still takes them, with 10 % of its budget or less left.
 func (b *Buffer) Check(ctx context.Context) error {
 	if b.nc == nil || !b.nc.IsConnected() {
 		return errors.New("not connected to nats")
@@ -239,9 +245,7 @@ func (b *Buffer) Check(ctx context.Context) error {
 	info := s.CachedInfo()
 	if info != nil && info.Config.MaxBytes > 0 {
 		b.m.usedBytes.Set(float64(info.State.Bytes))
-		if info.State.Bytes >= uint64(info.Config.MaxBytes) && b.cfg.WhenFull == WhenFullRefuse { // drop_oldest still takes writes
-			return sluice.ErrBufferFull
-		}
+		return b.fillError(info.State.Bytes, info.Config.MaxBytes)
 	}
 	return nil
 }

@@ -93,27 +93,52 @@ func (t *Target) lag(ctx context.Context, ts *TargetStatus) error {
 			ts.DeadLetters = info.State.Subjects[dlq]
 		}
 	}
-	c, err := s.Consumer(ctx, consumerName(t.cfg.Name))
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return nil // not consuming yet
-	}
-	if err != nil {
-		return fmt.Errorf("consumer: %w", err)
-	}
-	ci := c.CachedInfo()
 	st := s.CachedInfo().State
-	ts.LagMessages = ci.NumPending + uint64(ci.NumAckPending)
+	from := uint64(0) // the stream sequence the oldest uncommitted uplink is at or after
+	c, err := s.Consumer(ctx, consumerName(t.cfg.Name))
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		// Not consuming yet (the database has been down since start-up): the consumer will
+		// be made to start where the target starts, so what waits for it is every uplink
+		// held for "all" or a start time (an upper bound), none for "new".
+		if policy, _, _ := parseStart(t.cfg.Start); policy == jetstream.DeliverNewPolicy {
+			return nil
+		}
+		if ts.LagMessages, err = t.uplinksHeld(ctx, s); err != nil {
+			return err
+		}
+		from = st.FirstSeq
+	case err != nil:
+		return fmt.Errorf("consumer: %w", err)
+	default:
+		ci := c.CachedInfo()
+		ts.LagMessages = ci.NumPending + uint64(ci.NumAckPending)
+		from = ci.AckFloor.Stream + 1
+	}
 	if st.Msgs > 0 {
 		ts.LagBytes = uint64(float64(ts.LagMessages) * float64(st.Bytes) / float64(st.Msgs))
 	}
 	if ts.LagMessages > 0 {
-		m, err := s.GetMsg(ctx, ci.AckFloor.Stream+1, jetstream.WithGetMsgSubject(sluice.UplinkPrefix+">"))
+		m, err := s.GetMsg(ctx, from, jetstream.WithGetMsgSubject(sluice.UplinkPrefix+">"))
 		if err == nil {
 			ts.Oldest = &m.Time
 			ts.OldestAgeSeconds = time.Since(m.Time).Seconds()
 		}
 	}
 	return nil
+}
+
+// uplinksHeld counts the uplinks the stream holds (its failures and dead letters apart).
+func (t *Target) uplinksHeld(ctx context.Context, s jetstream.Stream) (uint64, error) {
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(sluice.UplinkPrefix+">"))
+	if err != nil {
+		return 0, fmt.Errorf("stream: %w", err)
+	}
+	var n uint64
+	for _, c := range info.State.Subjects {
+		n += c
+	}
+	return n, nil
 }
 
 // startLossCount sets where counting evictions starts: after the acknowledgement floor of a
