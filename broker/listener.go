@@ -107,6 +107,7 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 			conn.Close()
 			continue
 		}
+		conn = newGracefulConn(conn)
 		// Until CONNECT is processed; mochi then sets the keep-alive deadline.
 		conn.SetDeadline(time.Now().Add(l.connectTimeout))
 		go func() {
