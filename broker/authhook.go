@@ -241,8 +241,10 @@ func (h *authHook) certIdentity(cl *mqtt.Client) (string, bool) {
 	return id, true
 }
 
-// OnACLCheck implements mqtt.Hook: anonymous clients (admitted only with allow_anonymous) may
-// do anything; everyone else may do what one of their own rules or a global rule allows.
+// OnACLCheck implements mqtt.Hook: everyone may do what one of their own rules or a global
+// rule allows. Anonymous clients (admitted only with allow_anonymous) have no rules of their
+// own and no username (a rule with %u allows them nothing); when there is no global rule,
+// they may do anything.
 func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if h.allowed(cl, topic, write) {
 		return true
@@ -261,8 +263,8 @@ func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 // allowed applies the rules without counting or logging.
 func (h *authHook) allowed(cl *mqtt.Client, topic string, write bool) bool {
 	name := string(cl.Properties.Username)
-	if name == "" {
-		return h.anonymous
+	if name == "" && (!h.anonymous || len(h.acl) == 0) {
+		return h.anonymous // full access, unless there are global rules to apply
 	}
 	if write && topic == "" {
 		// A publish by topic alias: mochi checks the ACL before resolving the alias, and an
