@@ -133,7 +133,10 @@ func (s *Site) Run(ctx context.Context) error {
 	if err := s.buffer.Open(ctx); err != nil {
 		return err
 	}
-	defer s.buffer.Close()
+	defer func() {
+		s.buffer.Close() // the embedded NATS server shuts down here
+		s.log.Info().Msg("sluice stopped")
+	}()
 	defer s.decoders.Close()
 	decodersCtx, stopDecoders := context.WithCancel(ctx)
 	decodersDone := make(chan struct{})
@@ -212,6 +215,5 @@ func (s *Site) Run(ctx context.Context) error {
 		admin.Shutdown(shutdownCtx)
 		cancel()
 	}
-	s.log.Info().Msg("sluice stopped")
 	return runErr
 }

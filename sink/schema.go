@@ -140,7 +140,9 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, cfg TargetConfig, log zero
 		done = append(done, "skipped "+s)
 	}
 	if len(plan.skipped) > 0 {
-		log.Warn().Strs("skipped", plan.skipped).Msg("schema: features skipped")
+		// Expected on plain PostgreSQL (the quick start): information, not a warning on every
+		// start.
+		log.Info().Strs("skipped", plan.skipped).Msg("schema: features this database cannot have are skipped")
 	}
 	return append(done, summary(cfg.Schema, changes, len(plan.skipped))), nil
 }

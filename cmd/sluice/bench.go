@@ -52,7 +52,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the database schema of the started Sluice")
 	fs.StringVar(&cfg.Profile, "profile", "", "write CPU, allocation and peak-heap profiles of the started Sluice into `dir` (cpu.pprof, allocs.pprof, heap.pprof)")
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseFailure(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "sluice bench: unexpected argument %q\n", fs.Arg(0))

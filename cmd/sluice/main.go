@@ -94,6 +94,15 @@ func buildVersion() string {
 	return v
 }
 
+// parseFailure is the exit code for a flag.Parse error: -h and --help print the flags and
+// succeed; anything else is a usage error.
+func parseFailure(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	return exitUsage
+}
+
 // configFlag registers --config on fs.
 func configFlag(fs *flag.FlagSet) *string {
 	return fs.String("config", "configs/sluice.yaml", "configuration `file`")
@@ -117,12 +126,20 @@ func runSite(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sluice run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := configFlag(fs)
+	level := fs.String("log-level", "", "log `level`: trace, debug, info, warn or error (overrides log.level and SLUICE_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseFailure(err)
 	}
 	cfg, code := loadConfig(*path, stderr)
 	if cfg == nil {
 		return code
+	}
+	if *level != "" {
+		cfg.Log.Level = *level
+		if err := cfg.Validate(); err != nil {
+			fmt.Fprintln(stderr, "sluice: --log-level:", err)
+			return exitUsage
+		}
 	}
 	log := edge.NewLogger(cfg.Log, os.Stderr)
 	log.Info().Str("version", buildVersion()).Str("config", *path).Str("data_dir", cfg.DataDir).Msg("starting sluice")
@@ -145,7 +162,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	path := configFlag(fs)
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseFailure(err)
 	}
 	warnings, err := edge.CheckConfig(*path)
 	for _, w := range warnings {
@@ -165,7 +182,7 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 	path := configFlag(fs)
 	dryRun := fs.Bool("dry-run", false, "print the SQL that would run (as a psql script), change nothing")
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseFailure(err)
 	}
 	cfg, code := loadConfig(*path, stderr)
 	if cfg == nil {

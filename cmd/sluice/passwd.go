@@ -25,7 +25,7 @@ func runPasswd(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseFailure(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "sluice passwd: the password is read from standard input, not from arguments")

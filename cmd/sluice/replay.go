@@ -44,7 +44,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	all := fs.Bool("all", false, "replay all retained history")
 	errs := fs.Bool("errors", false, "decode the stored decode failures again and write those that now decode")
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseFailure(err)
 	}
 	now := time.Now()
 	var o sink.ReplayOptions

@@ -20,7 +20,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	addr := fs.String("addr", "", "admin listener `host:port` (default: http.address of the config)")
 	asJSON := fs.Bool("json", false, "print the JSON of /status")
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseFailure(err)
 	}
 	if *addr == "" {
 		cfg, code := loadConfig(*path, stderr)
