@@ -44,7 +44,7 @@ var escapeRoutes = []struct {
 func TestNoUserCodeOutsideGuard(t *testing.T) {
 	for _, tt := range escapeRoutes {
 		t.Run(tt.name, func(t *testing.T) {
-			s := mustScript(t, "function decodeUplink(input) { if (input.bytes[0] === 1) {\n"+tt.body+"\n} return {data: {ok: true}} }")
+			s := hostileScript(t, "function decodeUplink(input) { if (input.bytes[0] === 1) {\n"+tt.body+"\n} return {data: {ok: true}} }", tt.want)
 			err := within(t, func() error { _, err := s.Decode(context.Background(), testInput(1)); return err })
 			checkEscape(t, err, tt.want, tt.msg)
 			if tt.want != nil {
@@ -73,8 +73,12 @@ func TestNoUserCodeOutsideGuardAtLoad(t *testing.T) {
 		}
 		t.Run(tt.name, func(t *testing.T) {
 			src := "(function () {\n" + tt.body + "\n})();\nfunction decodeUplink(input) { return {data: {}} }"
+			cfg := testConfig()
+			if tt.want != ErrTimeout {
+				cfg.Timeout = hostileBound // the guard's own error, never the clock (see hostileScript)
+			}
 			err := within(t, func() error {
-				_, err := NewScript("test", "test.js", []byte(src), testConfig(), ScriptOptions{Log: zerolog.Nop()})
+				_, err := NewScript("test", "test.js", []byte(src), cfg, ScriptOptions{Log: zerolog.Nop()})
 				return err
 			})
 			var ce *CompileError

@@ -9,11 +9,31 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // hostileBound is far above the 100 ms timeout: a script that is not stopped hangs the test
-// well past it, so the bound only catches a sandbox that does not stop scripts at all.
-const hostileBound = 5 * time.Second
+// well past it, so the bound only catches a sandbox that does not stop scripts at all, even on
+// a starved machine.
+const hostileBound = time.Minute
+
+// hostileScript compiles src for an attack that must end with want: with the 100 ms timeout
+// when want is ErrTimeout, else with a timeout of hostileBound, so that on a starved machine
+// the guard's own error (stack overflow, output too large, an exception) is what stops it,
+// never the clock.
+func hostileScript(t *testing.T, src string, want error) *Script {
+	t.Helper()
+	cfg := testConfig()
+	if want != ErrTimeout {
+		cfg.Timeout = hostileBound
+	}
+	s, err := NewScript("test", "test.js", []byte(src), cfg, ScriptOptions{Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatalf("NewScript: %v", err)
+	}
+	return s
+}
 
 // TestHostileScripts runs each hostile body when the first byte is 1, and a well-behaved
 // decode otherwise, on a pool of one runtime: each attack must fail with a clear error and the
@@ -53,7 +73,7 @@ func TestHostileScripts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := mustScript(t, "function decodeUplink(input) { if (input.bytes[0] === 1) {\n"+tt.body+"\n} return {data: {ok: true}} }")
+			s := hostileScript(t, "function decodeUplink(input) { if (input.bytes[0] === 1) {\n"+tt.body+"\n} return {data: {ok: true}} }", tt.want)
 			start := time.Now()
 			_, err := s.Decode(context.Background(), testInput(1))
 			if elapsed := time.Since(start); elapsed > hostileBound {

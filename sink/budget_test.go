@@ -170,7 +170,12 @@ func TestFullBufferDoesNotStallHealthyTarget(t *testing.T) {
 	if len(dls) != 1 || dls[0].UplinkID != "bad" || !strings.Contains(dls[0].Error, "in the future") {
 		t.Fatalf("dead letters: got %+v, want the bad row", dls)
 	}
-	if r := d.Report(context.Background()); r.State != sink.StateDegraded || r.LagMessages != uint64(good)+1 {
-		t.Fatalf("cut target: got %+v, want degraded with %d messages behind", r, good+1)
+	// The bad row needs no database to be refused: the cut target has dead-lettered it, and
+	// has acknowledged it too when it fetched it alone, before the good ones were published
+	// (it depends on scheduling); otherwise it is still behind with them.
+	r := d.Report(context.Background())
+	behind := r.LagMessages == uint64(good)+1 || r.LagMessages == uint64(good) && r.DeadLetters == 1
+	if r.State != sink.StateDegraded || !behind {
+		t.Fatalf("cut target: got %+v, want degraded with %d messages behind (%d when it dead-lettered the bad one)", r, good+1, good)
 	}
 }
