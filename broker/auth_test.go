@@ -187,11 +187,18 @@ func TestACLPublishOwnTopicOnly(t *testing.T) {
 		t.Errorf("MQTT 3.1.1 subscribe beyond the ACL: got %v (%v), want SUBACK return code 0x80", tok.(*paho.SubscribeToken).Result(), tok.Error())
 	}
 
-	waitFor(t, "the allowed messages", func() bool { return len(seen.list()) >= 2 })
-	time.Sleep(200 * time.Millisecond) // any refused message would have arrived by now
+	// A marker published after everything else: the monitor's messages arrive in the order
+	// the broker took them, so a refused message that leaked would be there before it.
+	if resp, err := d5.Publish(ctx, &paho5.Publish{Topic: "sensors/dev-1/up", QoS: 1, Payload: []byte("marker")}); err != nil || resp.ReasonCode != 0 {
+		t.Fatalf("marker: %v %+v", err, resp)
+	}
+	waitFor(t, "the marker", func() bool {
+		l := seen.list()
+		return len(l) > 0 && l[len(l)-1] == "sensors/dev-1/up marker"
+	})
 	got := seen.list()
 	sort.Strings(got)
-	want := []string{"sensors/dev-1/up v3 own", "sensors/dev-1/up v5 own"}
+	want := []string{"sensors/dev-1/up marker", "sensors/dev-1/up v3 own", "sensors/dev-1/up v5 own"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("monitor received %q, want %q", got, want)
 	}

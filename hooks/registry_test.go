@@ -112,26 +112,31 @@ func TestRegistryReloadKeepsPreviousOnError(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	time.Sleep(50 * time.Millisecond) // the watcher is set up
 
-	waitFor := func(result string, n float64) {
+	// until writes content (again every 200 ms, when again is set) until cond holds.
+	until := func(what, content string, again bool, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for counterValue(t, r.reloads.WithLabelValues(result)) < n {
+		writeRegistry(t, r.cfg.File, content)
+		deadline := time.Now().Add(30 * time.Second)
+		for next := time.Now().Add(200 * time.Millisecond); !cond(); time.Sleep(10 * time.Millisecond) {
 			if time.Now().After(deadline) {
-				t.Fatalf("sluice_registry_reloads_total{result=%q} did not reach %v", result, n)
+				t.Fatalf("%s: not after 30s", what)
 			}
-			time.Sleep(10 * time.Millisecond)
+			if again && time.Now().After(next) {
+				writeRegistry(t, r.cfg.File, content)
+				next = time.Now().Add(200 * time.Millisecond)
+			}
 		}
 	}
-	writeRegistry(t, r.cfg.File, "devices:\n  - device: a\n    tenant: [broken\n")
-	waitFor("error", 1)
+	reloads := func(result string) float64 { return counterValue(t, r.reloads.WithLabelValues(result)) }
+	// The same file again until it is reloaded: the watcher is set up.
+	until("a reload of the unchanged file", "devices:\n  - device: a\n    tenant: one\n", true, func() bool { return reloads("ok") >= 2 })
+	until("a broken file reported", "devices:\n  - device: a\n    tenant: [broken\n", false, func() bool { return reloads("error") >= 1 })
 	if d := r.Lookup("a"); d == nil || d.Tenant != "one" {
 		t.Fatalf("after a broken file: got %+v, want the previous entry", d)
 	}
-	writeRegistry(t, r.cfg.File, "devices:\n  - device: a\n    tenant: two\n")
-	waitFor("ok", 2)
-	if d := r.Lookup("a"); d == nil || d.Tenant != "two" {
-		t.Fatalf("after a good file: got %+v", d)
-	}
+	until("the good file in force", "devices:\n  - device: a\n    tenant: two\n", false, func() bool {
+		d := r.Lookup("a")
+		return d != nil && d.Tenant == "two"
+	})
 }

@@ -48,9 +48,8 @@ func TestRestartAtAckFloorZeroKeepsUncommitted(t *testing.T) {
 	proxy.Restore()
 
 	startTarget(t, buf, cfg, nil)
-	got := waitCount(t, cfg.Schema, "SELECT count(*) FROM readings", n, 30*time.Second)
-	time.Sleep(100 * time.Millisecond)
-	if got = pgtest.Count(t, cfg.Schema, "SELECT count(*) FROM readings"); got != n {
+	got := waitCountAfterMarker(t, buf, cfg.Schema, at)
+	if got != n {
 		t.Fatalf("after the restart: got %d readings, want %d (published and held uncommitted)", got, n)
 	}
 }
@@ -89,9 +88,7 @@ func TestConsumerOfOtherAckPolicyRemadeFromFloor(t *testing.T) {
 	}
 
 	startTarget(t, buf, cfg, nil)
-	waitCount(t, cfg.Schema, "SELECT count(*) FROM readings", n, 30*time.Second)
-	time.Sleep(100 * time.Millisecond)
-	if c := pgtest.Count(t, cfg.Schema, "SELECT count(*) FROM readings"); c != n {
+	if c := waitCountAfterMarker(t, buf, cfg.Schema, at); c != n {
 		t.Fatalf("got %d readings, want %d", c, n)
 	}
 	c, err := buf.JetStream().Consumer(ctx, buf.Stream(), "sink-"+cfg.Name)
@@ -101,4 +98,17 @@ func TestConsumerOfOtherAckPolicyRemadeFromFloor(t *testing.T) {
 	if p := c.CachedInfo().Config.AckPolicy; p != jetstream.AckExplicitPolicy {
 		t.Fatalf("consumer ack policy %v, want explicit", p)
 	}
+}
+
+// waitCountAfterMarker publishes a marker uplink (device "marker") after everything else,
+// waits until the target has written it, and returns the readings of the other devices: the
+// target writes in the order of the buffer, so whatever it would write of what came before
+// is written by then.
+func waitCountAfterMarker(t *testing.T, buf *sink.Buffer, schema string, at time.Time) int64 {
+	t.Helper()
+	publish(t, buf, uplink("marker", "marker", at.Add(-time.Hour), 1))
+	if n := waitCount(t, schema, "SELECT count(*) FROM readings WHERE device = 'marker'", 1, 30*time.Second); n != 1 {
+		t.Fatalf("the marker was not written within 30s")
+	}
+	return pgtest.Count(t, schema, "SELECT count(*) FROM readings WHERE device <> 'marker'")
 }

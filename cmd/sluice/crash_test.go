@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 
 	cl := connect(t, addr, "crash")
 	var acked []int
+	var count atomic.Int64 // len(acked), for the killer
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { // publish until the connection dies; remember what was acknowledged
@@ -33,9 +35,15 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 				return
 			}
 			acked = append(acked, i)
+			count.Add(1)
 		}
 	}()
-	time.Sleep(1500 * time.Millisecond)
+	// Kill once the stream runs (500 acknowledged), whatever the machine's speed.
+	for deadline := time.Now().Add(60 * time.Second); count.Load() < 500; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d messages acknowledged in 60s; the stream did not run", count.Load())
+		}
+	}
 	first.kill(t)
 	wg.Wait()
 	cl.Disconnect(0)
