@@ -22,6 +22,7 @@ import (
 type Broker struct {
 	cfg       Config
 	log       zerolog.Logger
+	m         *metrics
 	srv       *mqtt.Server
 	listeners []listeners.Listener
 	closeOnce sync.Once
@@ -62,8 +63,8 @@ func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*Broker, er
 		})),
 		InlineClient: false,
 	})
-	b := &Broker{cfg: cfg, log: log, srv: srv}
 	m := newMetrics(reg, srv)
+	b := &Broker{cfg: cfg, log: log, srv: srv, m: m}
 	// Room for max_clients connected clients plus 10 % handshaking: beyond, mochi would
 	// refuse at CONNECT anyway, after spending two goroutines and the TLS handshake on it.
 	slots := make(chan struct{}, maxConnections(cfg.MaxClients))
@@ -93,6 +94,13 @@ func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*Broker, er
 		}
 	}
 	return b, nil
+}
+
+// Persist keeps persistent sessions, their subscriptions and queued QoS 1/2 messages, and
+// retained messages in store, and restores them when the broker starts (the store must be
+// usable by then). Call before Run.
+func (b *Broker) Persist(store StateStore) error {
+	return b.AddHook(newPersistHook(store, b.cfg.MaxSessionExpiry, b.m, b.log), nil)
 }
 
 // AddHook adds a hook; hooks run in the order they are added. Call before Run.

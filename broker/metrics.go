@@ -14,6 +14,7 @@ type metrics struct {
 	dropped      *prometheus.CounterVec
 	disconnects  *prometheus.CounterVec
 	connRefused  prometheus.Counter
+	stateFailed  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, info *mqtt.Server) *metrics {
@@ -43,6 +44,10 @@ func newMetrics(reg prometheus.Registerer, info *mqtt.Server) *metrics {
 		Name: "sluice_broker_connections_refused_total",
 		Help: "Connections closed at accept because max_clients + 10 % connections were open (connected or handshaking).",
 	})
+	m.stateFailed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sluice_broker_state_write_failures_total",
+		Help: "Changes of MQTT state (sessions, subscriptions, queued and retained messages) that could not be stored, and live in memory only until the next restart.",
+	})
 	clients := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "sluice_broker_clients",
 		Help: "MQTT clients connected now.",
@@ -63,7 +68,7 @@ func newMetrics(reg prometheus.Registerer, info *mqtt.Server) *metrics {
 			vec.WithLabelValues(v)
 		}
 	}
-	reg.MustRegister(m.logins, m.authFailures, m.aclDenied, m.connRefused, m.disconnects, clients, inflight,
+	reg.MustRegister(m.logins, m.authFailures, m.aclDenied, m.connRefused, m.stateFailed, m.disconnects, clients, inflight,
 		&inflightFull{vec: m.dropped, srv: info})
 	return m
 }

@@ -92,6 +92,9 @@ func New(cfg Config, log zerolog.Logger) (*Site, error) {
 	if err := s.broker.AddHook(s.ingest, nil); err != nil {
 		return nil, err
 	}
+	if err := s.persistMQTT(); err != nil { // mqttstate.go
+		return nil, err
+	}
 	return s, nil
 }
 

@@ -109,7 +109,7 @@ func (b *Buffer) startEmbedded() (*server.Server, error) {
 		ServerName:         "sluice",
 		JetStream:          true,
 		StoreDir:           b.cfg.StoreDir,
-		JetStreamMaxStore:  int64(b.cfg.MaxBytes)*2 + int64(b.cfg.DLQMaxBytes),
+		JetStreamMaxStore:  int64(b.cfg.MaxBytes)*2 + int64(b.cfg.DLQMaxBytes) + int64(b.cfg.MQTTStateMaxBytes),
 		JetStreamMaxMemory: 64 << 20,
 		NoSigs:             true,
 		NoLog:              true,

@@ -42,6 +42,10 @@ type BufferConfig struct {
 	// DLQMaxBytes is the budget of the dead-letter stream (<stream>_DLQ), apart from MaxBytes so
 	// that a full buffer never keeps a target from recording a refused row.
 	DLQMaxBytes sluice.ByteSize `yaml:"dlq_max_bytes"`
+	// MQTTStateMaxBytes is the budget of the MQTT state (<stream>_MQTT: persistent sessions,
+	// their subscriptions and queued messages, retained messages), kept across restarts apart
+	// from the readings. 0 keeps no MQTT state: it is lost on restart.
+	MQTTStateMaxBytes sluice.ByteSize `yaml:"mqtt_state_max_bytes"`
 }
 
 // DefaultBufferConfig returns the embedded-server defaults.
@@ -55,6 +59,8 @@ func DefaultBufferConfig() BufferConfig {
 		MaxAsyncPending: 4096,
 		WhenFull:        WhenFullRefuse,
 		DLQMaxBytes:     64 << 20,
+
+		MQTTStateMaxBytes: 64 << 20,
 	}
 }
 
@@ -86,6 +92,9 @@ func (c BufferConfig) Validate() error {
 	}
 	if len(c.Stream) > 60 {
 		errs = append(errs, fmt.Errorf("stream: %q is longer than 60 characters (the dead-letter stream adds _DLQ)", c.Stream))
+	}
+	if c.MQTTStateMaxBytes != 0 && c.MQTTStateMaxBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("mqtt_state_max_bytes: %s is below the minimum of 1MiB (0 keeps no MQTT state)", c.MQTTStateMaxBytes))
 	}
 	if c.DLQMaxBytes < 1<<20 {
 		errs = append(errs, fmt.Errorf("dlq_max_bytes: %s is below the minimum of 1MiB", c.DLQMaxBytes))

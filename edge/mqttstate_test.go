@@ -1,0 +1,129 @@
+package edge_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	paho5 "github.com/eclipse/paho.golang/paho"
+
+	"github.com/sluice-iot/sluice/internal/sitetest"
+)
+
+// session5 is an MQTT 5 client that records what it receives ("topic payload retain=…").
+type session5 struct {
+	*paho5.Client
+	connack *paho5.Connack
+	mu      sync.Mutex
+	got     []string
+}
+
+func (s *session5) received() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.got...)
+}
+
+// dialSession connects id with clean start off and the given session expiry (seconds).
+func dialSession(t *testing.T, addr, id string, expiry uint32) *session5 {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &session5{}
+	s.Client = paho5.NewClient(paho5.ClientConfig{Conn: conn,
+		OnPublishReceived: []func(paho5.PublishReceived) (bool, error){func(pr paho5.PublishReceived) (bool, error) {
+			s.mu.Lock()
+			s.got = append(s.got, fmt.Sprintf("%s %s retain=%v", pr.Packet.Topic, pr.Packet.Payload, pr.Packet.Retain))
+			s.mu.Unlock()
+			return true, nil
+		}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ca, err := s.Connect(ctx, &paho5.Connect{ClientID: id, CleanStart: false, KeepAlive: 30,
+		Properties: &paho5.ConnectProperties{SessionExpiryInterval: &expiry}})
+	if err != nil {
+		t.Fatalf("connect %s: %v", id, err)
+	}
+	s.connack = ca
+	return s
+}
+
+func (s *session5) leave() { s.Disconnect(&paho5.Disconnect{ReasonCode: 0}) }
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// TestMQTTStateSurvivesRestart: a persistent session (clean start off, session expiry 1 h),
+// the QoS 1 message queued for it while it was away and a retained message are all there
+// after a graceful restart on the same data dir; a session whose expiry passed while Sluice
+// was down is not.
+func TestMQTTStateSurvivesRestart(t *testing.T) {
+	cfg := sitetest.Config(t)
+	site := sitetest.Start(t, cfg)
+	keeper := dialSession(t, site.MQTTAddr, "keeper", 3600)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := keeper.Subscribe(ctx, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "cmd/keeper", QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	keeper.leave()
+	brief := dialSession(t, site.MQTTAddr, "brief", 1)
+	if _, err := brief.Subscribe(ctx, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "cmd/brief", QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	brief.leave()
+	briefLeft := time.Now()
+
+	sender := dialSession(t, site.MQTTAddr, "sender", 0)
+	for _, p := range []*paho5.Publish{
+		{Topic: "cfg/site", QoS: 1, Retain: true, Payload: []byte("v1")},
+		{Topic: "cmd/keeper", QoS: 1, Payload: []byte("queued-1")},
+		{Topic: "cmd/brief", QoS: 1, Payload: []byte("too-late")},
+	} {
+		if _, err := sender.Publish(ctx, p); err != nil {
+			t.Fatalf("publish %s: %v", p.Topic, err)
+		}
+	}
+	sender.leave()
+	site.Stop(t)
+	// The brief session's expiry (1 s) passes while Sluice is down.
+	time.Sleep(time.Until(briefLeft.Add(2 * time.Second)))
+
+	site = sitetest.Start(t, cfg)
+	keeper = dialSession(t, site.MQTTAddr, "keeper", 3600)
+	if !keeper.connack.SessionPresent {
+		t.Fatal("keeper: CONNACK session present is false after a restart; want the session kept")
+	}
+	waitUntil(t, "the queued message", func() bool { return len(keeper.received()) > 0 })
+	if got := keeper.received(); len(got) != 1 || got[0] != "cmd/keeper queued-1 retain=false" {
+		t.Errorf("keeper received %q, want the message queued before the restart", got)
+	}
+	keeper.leave()
+
+	brief = dialSession(t, site.MQTTAddr, "brief", 1)
+	if brief.connack.SessionPresent {
+		t.Error("brief: session present after its expiry passed while Sluice was down")
+	}
+	brief.leave()
+
+	watcher := dialSession(t, site.MQTTAddr, "watcher", 0)
+	if _, err := watcher.Subscribe(ctx, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "cfg/#", QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the retained message", func() bool { return len(watcher.received()) > 0 })
+	if got := watcher.received(); got[0] != "cfg/site v1 retain=true" {
+		t.Errorf("watcher received %q, want the retained message", got)
+	}
+	watcher.leave()
+}
