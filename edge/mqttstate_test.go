@@ -10,6 +10,7 @@ import (
 
 	paho5 "github.com/eclipse/paho.golang/paho"
 
+	"github.com/sluice-iot/sluice/internal/metrictest"
 	"github.com/sluice-iot/sluice/internal/sitetest"
 )
 
@@ -126,4 +127,32 @@ func TestMQTTStateSurvivesRestart(t *testing.T) {
 		t.Errorf("watcher received %q, want the retained message", got)
 	}
 	watcher.leave()
+}
+
+// TestMQTTStateWithinBudget: retained messages beyond nats.mqtt_state_max_bytes are not stored
+// (counted in sluice_broker_state_write_failures_total); the broker keeps them in memory and
+// goes on taking publishes.
+func TestMQTTStateWithinBudget(t *testing.T) {
+	cfg := sitetest.Config(t)
+	cfg.NATS.MQTTStateMaxBytes = 1 << 20
+	site := sitetest.Start(t, cfg)
+	sender := dialSession(t, site.MQTTAddr, "filler", 0)
+	defer sender.leave()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	payload := make([]byte, 16<<10)
+	for i := 0; i < 100; i++ { // 1.6 MB of retained messages
+		if _, err := sender.Publish(ctx, &paho5.Publish{Topic: fmt.Sprintf("cfg/big/%d", i), QoS: 1, Retain: true, Payload: payload}); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	if got := metrictest.Value(t, site.Registry(), "sluice_broker_state_write_failures_total", "", ""); got == 0 {
+		t.Error("sluice_broker_state_write_failures_total is 0 after 1.6 MB of retained messages into a 1 MiB budget")
+	}
+	watcher := dialSession(t, site.MQTTAddr, "watcher", 0)
+	defer watcher.leave()
+	if _, err := watcher.Subscribe(ctx, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "cfg/big/99", QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the last retained message, kept in memory", func() bool { return len(watcher.received()) == 1 })
 }
