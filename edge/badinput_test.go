@@ -3,12 +3,15 @@ package edge_test
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluice-iot/sluice/hooks"
 	"github.com/sluice-iot/sluice/internal/metrictest"
 	"github.com/sluice-iot/sluice/internal/sitetest"
 )
@@ -19,6 +22,15 @@ import (
 func TestBadInputIsRefused(t *testing.T) {
 	cfg := sitetest.Config(t)
 	cfg.NATS.Listen = freeAddr(t)
+	// A script that names its readings with lone surrogates: both names are "t\uFFFDa" in Go.
+	scripts := t.TempDir()
+	if err := os.WriteFile(filepath.Join(scripts, "surrogate.js"), []byte(`function decodeUplink(input) {
+  var d = {}; d["t\uD800a"] = 1; d["t\uDC00b"] = 2; return {data: d};
+}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Decoders.ScriptsDir = scripts
+	cfg.Routes = append(cfg.Routes, hooks.RouteConfig{Topic: "js/{device}/up", Decoder: "surrogate", Tenant: "default"})
 	site := sitetest.Start(t, cfg)
 	cl := connect(t, site.MQTTAddr, "careless")
 	publish := func(device, payload string) {
@@ -32,6 +44,9 @@ func TestBadInputIsRefused(t *testing.T) {
 	publish("bad-utf8", "{\"t\xfea\": 2}")
 	publish("deep", strings.Repeat(`{"a":`, 10000)+"1"+strings.Repeat("}", 10000))
 	publish("year-one", `{"v": 1, "time": "0001-01-01T00:00:00Z"}`)
+	if tok := cl.Publish("js/surrogate/up", 1, false, []byte{1}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish to js/surrogate/up: %v", tok.Error())
+	}
 	publish("fine", `{"v": 1}`)
 
 	if n := site.WaitRows(t, "SELECT count(*) FROM readings WHERE device = 'fine'", 1, 10*time.Second); n != 1 {
@@ -46,6 +61,7 @@ func TestBadInputIsRefused(t *testing.T) {
 		{cfg.NATS.Stream, "sluice.err.default.bad-utf8", "invalid payload: not valid UTF-8 at byte 3"},
 		{cfg.NATS.Stream, "sluice.err.default.deep", "invalid payload: nested deeper than 64 levels at byte 320"},
 		{cfg.NATS.Stream + "_DLQ", "sluice.dlq.main", "time 0001-01-01T00:00:00Z is out of range"},
+		{cfg.NATS.Stream + "_DLQ", "sluice.dlq.main", "metric contains U+FFFD, the mark of text that was not valid"},
 	} {
 		msgs := messagesOn(t, js, e.stream, e.subject)
 		found := false

@@ -59,6 +59,8 @@ func TestRowLimits(t *testing.T) {
 			"time 2026-06-02T01:00:00Z is more than 24h0m0s in the future (limits.max_future)"},
 		{"nul device", func(u *sluice.Uplink, _ *sluice.Reading) { u.Device = "a\x00b" }, "device contains a NUL byte"},
 		{"bad utf-8 unit", func(_ *sluice.Uplink, r *sluice.Reading) { r.Unit = "\xff" }, "unit is not valid UTF-8"},
+		{"replaced metric", func(_ *sluice.Uplink, r *sluice.Reading) { r.Metric = "t\ufffda" }, "metric contains U+FFFD, the mark of text that was not valid"},
+		{"replaced device", func(u *sluice.Uplink, _ *sluice.Reading) { u.Device = "\ufffd" }, "device contains U+FFFD, the mark of text that was not valid"},
 		{"long tenant", func(u *sluice.Uplink, _ *sluice.Reading) { u.Tenant = strings.Repeat("t", 257) },
 			"tenant is 257 bytes, more than 256 (limits.max_text_bytes)"},
 		{"empty metric", func(_ *sluice.Uplink, r *sluice.Reading) { r.Metric = "" }, "metric is empty"},

@@ -83,6 +83,11 @@ func (l RowLimits) checkText(s string) string {
 		return "contains a NUL byte"
 	case !utf8.ValidString(s):
 		return "is not valid UTF-8"
+	case strings.ContainsRune(s, utf8.RuneError):
+		// What a decoder made of text that was not valid (a JavaScript string with a lone
+		// surrogate, bytes decoded by a library that replaces): two different bad names
+		// would become one series.
+		return "contains U+FFFD, the mark of text that was not valid"
 	}
 	return ""
 }
