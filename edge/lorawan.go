@@ -18,10 +18,10 @@ type lorawan struct {
 	subscribers []*hooks.Subscriber
 }
 
-// newLoRaWAN builds the registry, the de-duplication window and the subscriptions, and gives
-// them to the ingest hook. The registry file is read here, so its problems stop the start.
-func (s *Site) newLoRaWAN() error {
-	reg, err := hooks.NewRegistry(s.cfg.Registry, s.ingest.Decoders(), s.log, s.reg)
+// newLoRaWAN builds the registry and the de-duplication window into the ingest parts. The
+// registry file is read here, so its problems stop the start.
+func (s *Site) newLoRaWAN(parts *hooks.IngestParts) error {
+	reg, err := hooks.NewRegistry(s.cfg.Registry, s.decoders, s.log, s.reg)
 	if err != nil {
 		return fmt.Errorf("registry: %w", err)
 	}
@@ -29,7 +29,7 @@ func (s *Site) newLoRaWAN() error {
 	if err != nil {
 		return fmt.Errorf("dedup: %w", err)
 	}
-	s.ingest.UseLoRaWAN(reg, dedup)
+	parts.Registry, parts.Dedup = reg, dedup
 	for i, r := range s.cfg.Routes {
 		if p := r.LoRaWAN.UnknownDevices; s.cfg.Registry.File == "" && (p == hooks.PolicyPark || p == hooks.PolicyReject) {
 			s.log.Warn().Str("component", "registry").Int("route", i).Str("unknown_devices", p).
@@ -37,6 +37,11 @@ func (s *Site) newLoRaWAN() error {
 		}
 	}
 	s.lorawan.registry = reg
+	return nil
+}
+
+// newSubscribers builds the subscriptions to other brokers, which feed the ingest hook.
+func (s *Site) newSubscribers() error {
 	metrics := hooks.NewSubscriberMetrics(s.reg)
 	for i, sc := range s.cfg.Subscribe {
 		sub, err := hooks.NewSubscriber(sc, s.ingest, s.log, metrics)

@@ -9,22 +9,22 @@ import (
 	"github.com/sluice-iot/sluice/hooks"
 )
 
-// newRateLimits builds the inline rate limiting the configuration asks for and hands it to
-// ingest: flood limits and store-on-change (docs/rate-limiting.md). Neither is built when off.
-func (s *Site) newRateLimits() error {
+// newRateLimits builds the inline rate limiting the configuration asks for into the ingest
+// parts: flood limits and store-on-change (docs/rate-limiting.md). Neither is built when off.
+func (s *Site) newRateLimits(parts *hooks.IngestParts) error {
 	if s.cfg.Limits.Enabled() {
 		l, err := hooks.NewLimiter(s.cfg.Limits, time.Now, s.log, s.reg)
 		if err != nil {
 			return err
 		}
-		s.ingest.UseLimiter(l)
+		parts.Limiter = l
 	}
 	if s.cfg.StoreOnChange.Enabled() {
 		f, err := hooks.NewFilter(s.cfg.StoreOnChange, s.reg)
 		if err != nil {
 			return err
 		}
-		s.ingest.UseFilter(f)
+		parts.Filter = f
 		s.filter = f
 	}
 	return nil

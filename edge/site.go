@@ -76,14 +76,20 @@ func New(cfg Config, log zerolog.Logger) (*Site, error) {
 	if s.decoders, err = decoders.Open(cfg.Decoders, log, s.reg); err != nil {
 		return nil, fmt.Errorf("decoders: %w", err)
 	}
-	if s.ingest, err = hooks.NewIngest(router, s.decoders, s.buffer, log, s.reg); err != nil {
+	parts := hooks.IngestParts{Router: router, Decoders: s.decoders, Publisher: s.buffer, Log: log, Metrics: s.reg}
+	if err := s.newRateLimits(&parts); err != nil { // flood limits and store-on-change (ratelimit.go)
 		s.decoders.Close()
 		return nil, err
 	}
-	if err := s.newRateLimits(); err != nil { // flood limits and store-on-change (ratelimit.go)
+	if err := s.newLoRaWAN(&parts); err != nil {
+		s.decoders.Close()
 		return nil, err
 	}
-	if err := s.newLoRaWAN(); err != nil {
+	if s.ingest, err = hooks.NewIngest(parts); err != nil {
+		s.decoders.Close()
+		return nil, err
+	}
+	if err := s.newSubscribers(); err != nil {
 		return nil, err
 	}
 	if s.broker, err = broker.New(cfg.MQTT, log, s.reg); err != nil {

@@ -19,12 +19,6 @@ type loraStage struct {
 	m        *loraMetrics
 }
 
-// UseLoRaWAN gives the ingest hook a device registry and a de-duplication window for its
-// chirpstack and ttn routes; either may be nil. Call it before the broker starts.
-func (h *Ingest) UseLoRaWAN(registry *Registry, dedup *Dedup) {
-	h.lora.registry, h.lora.dedup = registry, dedup
-}
-
 // inbound is one network-server event on its way through handleEnvelope.
 type inbound struct {
 	msg            *Message

@@ -90,9 +90,7 @@ func newLoRaWANHarness(t *testing.T, routes []RouteConfig, registry string) *lor
 		t.Fatal(err)
 	}
 	h := &lorawanHarness{pub: &capture{}, reg: prometheus.NewRegistry()}
-	if h.ingest, err = NewIngest(router, decoders.NewSet(), h.pub, zerolog.Nop(), h.reg); err != nil {
-		t.Fatal(err)
-	}
+	decs := decoders.NewSet()
 	rc := DefaultRegistryConfig()
 	if registry != "" {
 		rc.File = filepath.Join(t.TempDir(), "devices.yaml")
@@ -100,14 +98,18 @@ func newLoRaWANHarness(t *testing.T, routes []RouteConfig, registry string) *lor
 			t.Fatal(err)
 		}
 	}
-	reg, err := NewRegistry(rc, h.ingest.Decoders(), zerolog.Nop(), h.reg)
+	reg, err := NewRegistry(rc, decs, zerolog.Nop(), h.reg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if h.dedup, err = NewDedup(DefaultDedupConfig(), h.reg); err != nil {
 		t.Fatal(err)
 	}
-	h.ingest.UseLoRaWAN(reg, h.dedup)
+	h.ingest, err = NewIngest(IngestParts{Router: router, Decoders: decs, Publisher: h.pub,
+		Registry: reg, Dedup: h.dedup, Log: zerolog.Nop(), Metrics: h.reg})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return h
 }
 
@@ -387,12 +389,12 @@ func counterValue(t *testing.T, c prometheus.Metric) float64 {
 func BenchmarkHandleChirpStack(b *testing.B) {
 	router, _ := NewRouter(lorawanRoutes)
 	pub := &capture{}
-	h, err := NewIngest(router, decoders.NewSet(), pub, zerolog.Nop(), prometheus.NewRegistry())
+	dedup, _ := NewDedup(DefaultDedupConfig(), prometheus.NewRegistry())
+	h, err := NewIngest(IngestParts{Router: router, Decoders: decoders.NewSet(), Publisher: pub,
+		Dedup: dedup, Log: zerolog.Nop(), Metrics: prometheus.NewRegistry()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	dedup, _ := NewDedup(DefaultDedupConfig(), prometheus.NewRegistry())
-	h.UseLoRaWAN(nil, dedup)
 	raw, _ := os.ReadFile("testdata/lorawan/chirpstack_up_object.json")
 	var ev map[string]any
 	json.Unmarshal(raw, &ev)
@@ -503,17 +505,18 @@ function decodeUplink(input) {
 		t.Fatal(err)
 	}
 	pub := &capture{}
-	h, err := NewIngest(router, decoders.NewSet(script), pub, zerolog.Nop(), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
+	decs := decoders.NewSet(script)
 	file := filepath.Join(t.TempDir(), "devices.csv")
 	os.WriteFile(file, []byte("device,decoder,variables\na840414bf185f3b2,acme/th,offset=-1.5\n"), 0o600)
-	reg, err := NewRegistry(RegistryConfig{File: file}, h.Decoders(), zerolog.Nop(), prometheus.NewRegistry())
+	reg, err := NewRegistry(RegistryConfig{File: file}, decs, zerolog.Nop(), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.UseLoRaWAN(reg, nil)
+	h, err := NewIngest(IngestParts{Router: router, Decoders: decs, Publisher: pub,
+		Registry: reg, Log: zerolog.Nop(), Metrics: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	topic := eventTopic("testdata/lorawan/chirpstack_up_object.json")
 	if err := h.Handle(context.Background(), &Message{Topic: topic, Payload: mustRead(t, "chirpstack_up_object.json"), QoS: 1}); err != nil {
 		t.Fatal(err)
