@@ -47,7 +47,7 @@ func (s *Site) startFilterState(ctx context.Context) (stop func()) {
 	case err != nil:
 		log.Warn().Err(err).Msg("store-on-change state not loaded: the first reading of every series will be kept")
 	case !savedAt.IsZero():
-		replayed, err := s.filter.Replay(ctx, s.buffer.JetStream(), s.buffer.Stream(), savedAt)
+		replayed, err := s.filter.Replay(ctx, s.buffer, savedAt)
 		if err != nil {
 			log.Warn().Err(err).Msg("store-on-change state not brought past its snapshot: some changes may be judged against older values")
 		}

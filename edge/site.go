@@ -25,8 +25,11 @@ import (
 	"github.com/sluice-iot/sluice/sink"
 )
 
-// The buffer satisfies the ingest hook's need.
-var _ hooks.Publisher = (*sink.Buffer)(nil)
+// The buffer satisfies the ingest hook's needs: it stores uplinks and reads them back.
+var (
+	_ hooks.Publisher     = (*sink.Buffer)(nil)
+	_ hooks.StoredUplinks = (*sink.Buffer)(nil)
+)
 
 // Site is one running edge: broker → ingest hook → JetStream buffer → sink targets.
 type Site struct {
