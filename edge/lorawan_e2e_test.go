@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
+	"github.com/sluice-iot/sluice/bridge"
 	"github.com/sluice-iot/sluice/decoders"
 	"github.com/sluice-iot/sluice/edge"
 	"github.com/sluice-iot/sluice/hooks"
@@ -280,11 +281,11 @@ func TestLoRaWANSubscriberSurvivesBrokerRestart(t *testing.T) {
 	prefix := "sluice-test-" + nuid.Next() + "/"
 	cfg := sitetest.Config(t)
 	cfg.Routes = lorawanRoutes(prefix)
-	sub := hooks.DefaultSubscriberConfig()
+	sub := bridge.DefaultConfig()
 	sub.Name, sub.Broker, sub.ClientID = "ns", "tcp://"+mosquittoAddr, "sluice-"+nuid.Next()
 	sub.Topics = []string{prefix + "application/+/device/+/event/+"}
 	sub.MaxReconnectInterval = time.Second
-	cfg.Subscribe = []hooks.SubscriberConfig{sub}
+	cfg.Subscribe = []bridge.Config{sub}
 	site := sitetest.Start(t, cfg)
 	deadline := time.Now().Add(10 * time.Second)
 	for metrictest.Value(t, site.Registry(), "sluice_subscriber_connected", "subscription", "ns") != 1 {
@@ -368,10 +369,10 @@ func BenchmarkLoRaWANSubscriber(b *testing.B) {
 	prefix := "sluice-bench-" + nuid.Next() + "/"
 	cfg := sitetest.Config(b)
 	cfg.Routes = lorawanRoutes(prefix)
-	sub := hooks.DefaultSubscriberConfig()
+	sub := bridge.DefaultConfig()
 	sub.Name, sub.Broker, sub.ClientID = "ns", "tcp://"+mosquittoAddr, "sluice-"+nuid.Next()
 	sub.Topics = []string{prefix + "application/+/device/+/event/+"}
-	cfg.Subscribe = []hooks.SubscriberConfig{sub}
+	cfg.Subscribe = []bridge.Config{sub}
 	site := sitetest.Start(b, cfg)
 	stored := func() float64 {
 		mfs, _ := site.Registry().Gather()

@@ -19,9 +19,11 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sluice-iot/sluice/bridge"
 	"github.com/sluice-iot/sluice/broker"
 	"github.com/sluice-iot/sluice/decoders"
 	"github.com/sluice-iot/sluice/hooks"
+	"github.com/sluice-iot/sluice/registry"
 	"github.com/sluice-iot/sluice/sink"
 )
 
@@ -42,7 +44,8 @@ type Site struct {
 	broker   *broker.Broker
 	ingest   *hooks.Ingest
 	filter   *hooks.Filter
-	lorawan  lorawan // registry, de-duplication, subscriptions (lorawan.go)
+	registry *registry.Registry   // devices of the LoRaWAN routes (lorawan.go)
+	bridges  []*bridge.Subscriber // subscriptions to other brokers (bridge.go)
 	brokerUp atomic.Bool
 
 	mqttAddrs chan []string // receives the bound listener addresses once the broker serves
@@ -80,7 +83,11 @@ func New(cfg Config, log zerolog.Logger) (*Site, error) {
 		return nil, fmt.Errorf("decoders: %w", err)
 	}
 	parts := hooks.IngestParts{Router: router, Decoders: s.decoders, Publisher: s.buffer, Log: log, Metrics: s.reg}
-	if err := s.newRateLimits(&parts); err != nil { // flood limits and store-on-change (ratelimit.go)
+	if err := s.newFloodLimits(&parts); err != nil { // ratelimit.go
+		s.decoders.Close()
+		return nil, err
+	}
+	if err := s.newStoreOnChange(&parts); err != nil { // storeonchange.go
 		s.decoders.Close()
 		return nil, err
 	}
@@ -92,7 +99,7 @@ func New(cfg Config, log zerolog.Logger) (*Site, error) {
 		s.decoders.Close()
 		return nil, err
 	}
-	if err := s.newSubscribers(); err != nil {
+	if err := s.newBridges(); err != nil {
 		return nil, err
 	}
 	if s.broker, err = broker.New(cfg.MQTT, log, s.reg); err != nil {

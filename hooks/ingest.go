@@ -55,7 +55,7 @@ type IngestParts struct {
 	Filter *Filter
 	// Registry and Dedup serve the chirpstack and ttn routes: the device registry and the
 	// de-duplication window (lorawan.go).
-	Registry *Registry
+	Registry Devices
 	Dedup    *Dedup
 	Log      zerolog.Logger
 	Metrics  prometheus.Registerer

@@ -9,12 +9,19 @@ import (
 
 	"github.com/sluice-iot/sluice"
 	"github.com/sluice-iot/sluice/decoders"
+	"github.com/sluice-iot/sluice/registry"
 )
+
+// Devices finds the registry entry of a device by any of its keys, nil when it is not listed
+// (*registry.Registry). It is safe for concurrent use.
+type Devices interface {
+	Lookup(keys ...string) *registry.Device
+}
 
 // loraStage is what ingest needs for LoRaWAN envelopes besides decoders: the device registry
 // and the de-duplication window, both optional.
 type loraStage struct {
-	registry *Registry
+	registry Devices
 	dedup    *Dedup
 	m        *loraMetrics
 }
@@ -24,7 +31,7 @@ type inbound struct {
 	msg            *Message
 	route          *RouteConfig
 	env            *decoders.Envelope
-	entry          *Device // nil for a device the registry does not list
+	entry          *registry.Device // nil for a device the registry does not list
 	tenant, device string
 	id, msgID      string
 	recv           time.Time
@@ -173,7 +180,7 @@ func deviceID(env *decoders.Envelope, how, topicDevice string) string {
 	return firstOf(pick, env.DevEUI, env.DeviceID, env.DeviceName, topicDevice, "unknown")
 }
 
-func entryTenant(d *Device) string {
+func entryTenant(d *registry.Device) string {
 	if d == nil {
 		return ""
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/sluice-iot/sluice"
 	"github.com/sluice-iot/sluice/decoders"
+	"github.com/sluice-iot/sluice/registry"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -83,7 +84,7 @@ type lorawanHarness struct {
 	dedup  *Dedup
 }
 
-func newLoRaWANHarness(t *testing.T, routes []RouteConfig, registry string) *lorawanHarness {
+func newLoRaWANHarness(t *testing.T, routes []RouteConfig, devices string) *lorawanHarness {
 	t.Helper()
 	router, err := NewRouter(routes)
 	if err != nil {
@@ -91,14 +92,14 @@ func newLoRaWANHarness(t *testing.T, routes []RouteConfig, registry string) *lor
 	}
 	h := &lorawanHarness{pub: &capture{}, reg: prometheus.NewRegistry()}
 	decs := decoders.NewSet()
-	rc := DefaultRegistryConfig()
-	if registry != "" {
+	rc := registry.DefaultConfig()
+	if devices != "" {
 		rc.File = filepath.Join(t.TempDir(), "devices.yaml")
-		if err := os.WriteFile(rc.File, []byte(registry), 0o600); err != nil {
+		if err := os.WriteFile(rc.File, []byte(devices), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	reg, err := NewRegistry(rc, decs, zerolog.Nop(), h.reg)
+	reg, err := registry.New(rc, decs, zerolog.Nop(), h.reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -508,7 +509,7 @@ function decodeUplink(input) {
 	decs := decoders.NewSet(script)
 	file := filepath.Join(t.TempDir(), "devices.csv")
 	os.WriteFile(file, []byte("device,decoder,variables\na840414bf185f3b2,acme/th,offset=-1.5\n"), 0o600)
-	reg, err := NewRegistry(RegistryConfig{File: file}, decs, zerolog.Nop(), prometheus.NewRegistry())
+	reg, err := registry.New(registry.Config{File: file}, decs, zerolog.Nop(), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
