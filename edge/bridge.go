@@ -1,9 +1,7 @@
 package edge
 
 import (
-	"context"
 	"fmt"
-	"sync"
 
 	"github.com/sluice-iot/sluice/bridge"
 	"github.com/sluice-iot/sluice/hooks"
@@ -25,20 +23,7 @@ func (s *Site) newBridges() error {
 	return nil
 }
 
-// startLoRaWAN starts the registry watcher and the subscriptions; stop ends them and waits.
-func (s *Site) startLoRaWAN() (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := s.registry.Run(ctx); err != nil {
-			s.log.Error().Err(err).Str("component", "registry").Msg("registry not watched: changes need a restart")
-		}
-	})
-	for _, sub := range s.bridges {
-		wg.Go(func() { sub.Run(ctx) })
-	}
-	return func() {
-		cancel()
-		wg.Wait()
-	}
+// bridgePart holds one subscription to another broker: intake, like the broker's listeners.
+func bridgePart(b *bridge.Subscriber) part {
+	return part{name: "bridge", run: b.Run}
 }

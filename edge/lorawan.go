@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/sluice-iot/sluice/hooks"
@@ -31,4 +32,18 @@ func (s *Site) newLoRaWAN(parts *hooks.IngestParts) error {
 	}
 	s.registry = reg
 	return nil
+}
+
+// registryPart reloads the device registry when its file changes (when registry.watch is on).
+// A watch that cannot start is logged: the site runs on, and changes need a restart.
+func (s *Site) registryPart() part {
+	return part{
+		name: "registry",
+		run: func(ctx context.Context) error {
+			if err := s.registry.Run(ctx); err != nil {
+				s.log.Error().Err(err).Str("component", "registry").Msg("registry not watched: changes need a restart")
+			}
+			return nil
+		},
+	}
 }
