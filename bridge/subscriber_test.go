@@ -11,10 +11,11 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/nats-io/nuid"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
 
 	"github.com/sluice-iot/sluice/hooks"
+	"github.com/sluice-iot/sluice/internal/metrictest"
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 )
 
 // handlerFunc adapts a function to Handler.
@@ -110,16 +111,7 @@ func TestSubscriberConfigValidate(t *testing.T) {
 // waitSubscribed waits until the subscription "ns" holds its subscriptions on the broker.
 func waitSubscribed(t *testing.T, m *Metrics) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var g dto.Metric
-		m.connected.WithLabelValues("ns").Write(&g)
-		if g.GetGauge().GetValue() == 1 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("not subscribed within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	mqtttest.WaitFor(t, 10*time.Second, "the subscription to be subscribed", func() bool {
+		return metrictest.Counter(t, m.connected.WithLabelValues("ns")) == 1
+	})
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/sluice-iot/sluice/edge"
 	"github.com/sluice-iot/sluice/hooks"
 	"github.com/sluice-iot/sluice/internal/metrictest"
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 	"github.com/sluice-iot/sluice/internal/pgtest"
 	"github.com/sluice-iot/sluice/internal/sitetest"
 )
@@ -160,7 +161,7 @@ func TestLoRaWANRegistryReloadWhileTrafficFlows(t *testing.T) {
 	cfg.Registry.File = filepath.Join(t.TempDir(), "devices.yaml")
 	writeFile(t, cfg.Registry.File, "devices:\n  - device: a840414bf185f3b2\n    tenant: barn\n")
 	site := sitetest.Start(t, cfg)
-	cl := connect(t, site.MQTTAddr, "chirpstack-ns")
+	cl := mqtttest.Connect(t, site.MQTTAddr, "chirpstack-ns")
 	defer cl.Disconnect(100)
 	const topic = "application/17c82e96-be03-4f38-aef3-f83d48582d97/device/a840414bf185f3b2/event/up"
 	send := func(n int) {
@@ -375,32 +376,11 @@ func BenchmarkLoRaWANSubscriber(b *testing.B) {
 	cfg.Subscribe = []bridge.Config{sub}
 	site := sitetest.Start(b, cfg)
 	stored := func() float64 {
-		mfs, _ := site.Registry().Gather()
-		for _, mf := range mfs {
-			if mf.GetName() == "sluice_subscriber_messages_total" {
-				for _, m := range mf.GetMetric() {
-					for _, l := range m.GetLabel() {
-						if l.GetName() == "result" && l.GetValue() == "stored" {
-							return m.GetCounter().GetValue()
-						}
-					}
-				}
-			}
-		}
-		return 0
+		return metrictest.Value(b, site.Registry(), "sluice_subscriber_messages_total", "result", "stored")
 	}
-	for ; ; time.Sleep(10 * time.Millisecond) {
-		mfs, _ := site.Registry().Gather()
-		up := false
-		for _, mf := range mfs {
-			if mf.GetName() == "sluice_subscriber_connected" && mf.GetMetric()[0].GetGauge().GetValue() == 1 {
-				up = true
-			}
-		}
-		if up {
-			break
-		}
-	}
+	mqtttest.WaitFor(b, 30*time.Second, "the subscription", func() bool {
+		return metrictest.Value(b, site.Registry(), "sluice_subscriber_connected", "", "") == 1
+	})
 	ns := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + mosquittoAddr).SetClientID("ns-" + nuid.Next()))
 	if tok := ns.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		b.Fatalf("connect: %v", tok.Error())
@@ -441,7 +421,7 @@ func TestLoRaWANRedeliveryCollapsesInTheBuffer(t *testing.T) {
 	cfg := sitetest.Config(t)
 	cfg.Routes = lorawanRoutes("")
 	cfg.Dedup.Window = 0
-	cfg.NATS.Listen = freeAddr(t)
+	cfg.NATS.Listen = mqtttest.FreeAddr(t)
 	site := sitetest.Start(t, cfg)
 	const topic = "application/17c82e96-be03-4f38-aef3-f83d48582d97/device/a840414bf185f3b2/event/up"
 	event := string(csEvent(t, "chirpstack_up_object.json", nil))

@@ -14,11 +14,11 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
 
 	"github.com/sluice-iot/sluice"
 	"github.com/sluice-iot/sluice/decoders"
+	"github.com/sluice-iot/sluice/internal/metrictest"
 	"github.com/sluice-iot/sluice/registry"
 )
 
@@ -256,7 +256,7 @@ func TestLoRaWANDuplicatesFromThreeGateways(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("stored %d uplinks, want 1", len(got))
 	}
-	if n := counterValue(t, h.dedup.duplicates); n != 2 {
+	if n := metrictest.Counter(t, h.dedup.duplicates); n != 2 {
 		t.Errorf("sluice_lorawan_duplicates_total: got %v, want 2", n)
 	}
 }
@@ -347,7 +347,7 @@ func TestLoRaWANUnknownDevicePolicy(t *testing.T) {
 			if p, _ := got[0].Message["payload"].(string); p == "" {
 				t.Error("the raw event is not kept")
 			}
-			if n := counterValue(t, h.ingest.lora.m.unknown.WithLabelValues(tc.policy)); n != 1 {
+			if n := metrictest.Counter(t, h.ingest.lora.m.unknown.WithLabelValues(tc.policy)); n != 1 {
 				t.Errorf("sluice_lorawan_unknown_devices_total{policy=%q}: got %v, want 1", tc.policy, n)
 			}
 		})
@@ -374,15 +374,6 @@ func TestLoRaWANRouteValidation(t *testing.T) {
 	if got := strings.Split(err.Error(), "\n"); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got:\n%s\nwant:\n%s", err, strings.Join(want, "\n"))
 	}
-}
-
-func counterValue(t *testing.T, c prometheus.Metric) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
 }
 
 // BenchmarkHandleChirpStack is the inline cost of one ChirpStack uplink: unwrap, identify,

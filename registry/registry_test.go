@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/sluice-iot/sluice/decoders"
 	"github.com/sluice-iot/sluice/internal/metrictest"
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 )
 
 func writeRegistry(t *testing.T, path, content string) {
@@ -123,13 +125,9 @@ func TestRegistryReloadKeepsPreviousOnError(t *testing.T) {
 
 	waitFor := func(result string, n float64) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for metrictest.Value(t, metrics, "sluice_registry_reloads_total", "result", result) < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("sluice_registry_reloads_total{result=%q} did not reach %v", result, n)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		mqtttest.WaitFor(t, 10*time.Second, fmt.Sprintf("sluice_registry_reloads_total{result=%q} to reach %v", result, n), func() bool {
+			return metrictest.Value(t, metrics, "sluice_registry_reloads_total", "result", result) >= n
+		})
 	}
 	writeRegistry(t, r.cfg.File, "devices:\n  - device: a\n    tenant: [broken\n")
 	waitFor("error", 1)
