@@ -108,9 +108,9 @@ func TestTargetStartPoints(t *testing.T) {
 		cfg  sink.TargetConfig
 		want int64
 	}{{all, 28}, {since, 18}, {fresh, 8}} {
-		got := waitCount(t, c.cfg.Schema, "SELECT count(*) FROM readings", c.want, 30*time.Second)
+		waitCount(t, c.cfg.Schema, "SELECT count(*) FROM readings", c.want, 30*time.Second)
 		time.Sleep(100 * time.Millisecond)
-		if got = pgtest.Count(t, c.cfg.Schema, "SELECT count(*) FROM readings"); got != c.want {
+		if got := pgtest.Count(t, c.cfg.Schema, "SELECT count(*) FROM readings"); got != c.want {
 			t.Errorf("target %s (start %s): got %d readings, want %d", c.cfg.Name, c.cfg.Start, got, c.want)
 		}
 	}

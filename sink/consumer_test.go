@@ -49,9 +49,9 @@ func TestRestartAtAckFloorZeroKeepsUncommitted(t *testing.T) {
 	proxy.Restore()
 
 	startTarget(t, buf, cfg, nil)
-	got := waitCount(t, cfg.Schema, "SELECT count(*) FROM readings", n, 30*time.Second)
+	waitCount(t, cfg.Schema, "SELECT count(*) FROM readings", n, 30*time.Second)
 	time.Sleep(100 * time.Millisecond)
-	if got = pgtest.Count(t, cfg.Schema, "SELECT count(*) FROM readings"); got != n {
+	if got := pgtest.Count(t, cfg.Schema, "SELECT count(*) FROM readings"); got != n {
 		t.Fatalf("after the restart: got %d readings, want %d (published and held uncommitted)", got, n)
 	}
 }
