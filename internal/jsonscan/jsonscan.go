@@ -73,6 +73,8 @@ func (s *Scanner) Err() error {
 
 // Fail records a failure at the current position, unless one is recorded already, and
 // returns false: for the caller's own checks of what it reads.
+//
+//go:noinline (a failure is rare: kept out of the callers' hot loops)
 func (s *Scanner) Fail(what string) bool {
 	if !s.failed {
 		s.failed, s.at, s.what = true, s.i, what
@@ -80,6 +82,7 @@ func (s *Scanner) Fail(what string) bool {
 	return false
 }
 
+//go:noinline
 func (s *Scanner) failNumber(n []byte, bits int, what string) bool {
 	if !s.failed {
 		s.failed, s.at, s.what, s.num, s.bits = true, s.i, what, n, bits
@@ -117,9 +120,9 @@ func (s *Scanner) End() bool {
 	return s.i == len(s.b)
 }
 
-// literal reads word if it is next.
+// literal reads word if it is next, with the scanner past white space (after Peek).
 func (s *Scanner) literal(word string) bool {
-	if s.Peek() != word[0] || !bytes.HasPrefix(s.b[s.i:], []byte(word)) {
+	if len(s.b)-s.i < len(word) || string(s.b[s.i:s.i+len(word)]) != word {
 		return false
 	}
 	s.i += len(word)
@@ -127,14 +130,20 @@ func (s *Scanner) literal(word string) bool {
 }
 
 // Null reads a null if one is next, and reports whether it did.
-func (s *Scanner) Null() bool { return s.literal("null") }
+func (s *Scanner) Null() bool {
+	if s.Peek() != 'n' || len(s.b)-s.i < 4 || string(s.b[s.i:s.i+4]) != "null" {
+		return false
+	}
+	s.i += 4
+	return true
+}
 
 // Bool reads true or false.
 func (s *Scanner) Bool() (v, ok bool) {
-	switch {
-	case s.literal("true"):
+	switch c := s.Peek(); {
+	case c == 't' && s.literal("true"):
 		return true, true
-	case s.literal("false"):
+	case c == 'f' && s.literal("false"):
 		return false, true
 	}
 	return false, s.Fail("want a boolean")
@@ -150,17 +159,11 @@ func (s *Scanner) Object(field func(key []byte) bool) bool {
 		return s.Fail("nested too deep")
 	}
 	s.i++
-	s.depth++
-	ok := s.members(field)
-	s.depth--
-	return ok
-}
-
-func (s *Scanner) members(field func(key []byte) bool) bool {
 	if s.Peek() == '}' {
 		s.i++
 		return true
 	}
+	s.depth++ // kept on the way out of a success only: after a failure the scanner is done
 	for {
 		if s.Peek() != '"' {
 			return s.Fail("want a key")
@@ -181,6 +184,7 @@ func (s *Scanner) members(field func(key []byte) bool) bool {
 			s.i++
 		case '}':
 			s.i++
+			s.depth--
 			return true
 		default:
 			return s.Fail("want ',' or '}'")
@@ -198,17 +202,11 @@ func (s *Scanner) Array(elem func() bool) bool {
 		return s.Fail("nested too deep")
 	}
 	s.i++
-	s.depth++
-	ok := s.elements(elem)
-	s.depth--
-	return ok
-}
-
-func (s *Scanner) elements(elem func() bool) bool {
 	if s.Peek() == ']' {
 		s.i++
 		return true
 	}
+	s.depth++
 	for {
 		s.Space()
 		if !elem() {
@@ -219,6 +217,7 @@ func (s *Scanner) elements(elem func() bool) bool {
 			s.i++
 		case ']':
 			s.i++
+			s.depth--
 			return true
 		default:
 			return s.Fail("want ',' or ']'")
@@ -258,11 +257,11 @@ func (s *Scanner) Text() ([]byte, bool) {
 	}
 	start := s.i + 1
 	for j := start; j < len(s.b); j++ {
-		switch c := s.b[j]; {
-		case c == '"':
-			s.i = j + 1
-			return s.b[start:j], true
-		case c == '\\' || c < 0x20 || c >= utf8.RuneSelf:
+		if c := s.b[j]; notPlain[c] {
+			if c == '"' {
+				s.i = j + 1
+				return s.b[start:j], true
+			}
 			if s.plain {
 				return nil, s.Fail("not a plain string")
 			}
@@ -295,6 +294,24 @@ func (s *Scanner) escapedText() ([]byte, bool) {
 	s.i = j + 1
 	return []byte(str), true
 }
+
+// notPlain marks the bytes that end the plain run of a string: its closing quote, an escape,
+// a control character (invalid), a byte of a multi-byte UTF-8 sequence.
+var notPlain = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c == '"' || c == '\\' || c < 0x20 || c >= utf8.RuneSelf
+	}
+	return t
+}()
+
+// stringSpecial marks the bytes Skip looks at inside a string: its closing quote, an escape,
+// a control character (invalid).
+var stringSpecial = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c == '"' || c == '\\' || c < 0x20
+	}
+	return t
+}()
 
 // Str reads a string as Text does, as a string.
 func (s *Scanner) Str() (string, bool) {
@@ -404,7 +421,11 @@ func (s *Scanner) Skip() bool {
 
 func (s *Scanner) skipString() bool {
 	for j := s.i + 1; j < len(s.b); j++ {
-		switch c := s.b[j]; {
+		c := s.b[j]
+		if !stringSpecial[c] {
+			continue
+		}
+		switch {
 		case c == '"':
 			s.i = j + 1
 			return true
