@@ -16,7 +16,7 @@ import (
 // part is one long-lived piece of a running site. Run starts the parts in dependency order
 // and stops them in reverse; every function is optional.
 type part struct {
-	name string
+	name string // in debug logs
 	// start brings the part up (opens, binds, restores) and returns once it serves; an error
 	// stops the site from starting.
 	start func(ctx context.Context) error
@@ -75,6 +75,7 @@ func runParts(ctx context.Context, log zerolog.Logger, timeout time.Duration, pa
 			close(r.done)
 		}
 		started = append(started, r)
+		log.Debug().Str("part", p.name).Msg("started")
 	}
 	if !startErr {
 		log.Info().Msg("sluice started")
@@ -97,6 +98,7 @@ func runParts(ctx context.Context, log zerolog.Logger, timeout time.Duration, pa
 				record(err)
 			}
 		}
+		log.Debug().Str("part", r.part.name).Msg("stopped")
 	}
 	g.Wait() // every run has returned; their errors are recorded
 	return errors.Join(errs...)
