@@ -331,7 +331,7 @@ func (t *Target) retryState(ctx context.Context, what string, db bool, fn func()
 			t.setState(err)
 			t.m.errors.WithLabelValues("transient").Inc()
 		}
-		_, state := classify(err)
+		_, state := faultOf(err)
 		ev := t.log.Warn()
 		if attempt == 1 || attempt%10 == 0 {
 			ev = t.log.Error() // nothing is dropped: say it loudly, then every tenth attempt

@@ -120,7 +120,7 @@ func (d DB) open(schema string) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to the test database %s: %w\n"+
 			"Run the tests with ./scripts/test (it starts a throwaway PostgreSQL when none answers), "+
-			"or point SLUICE_TEST_DATABASE_URL at a PostgreSQL 13+ server.", redact(d.URL), err)
+			"or point SLUICE_TEST_DATABASE_URL at a PostgreSQL 13+ server", redact(d.URL), err)
 	}
 	return conn, nil
 }

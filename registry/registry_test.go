@@ -1,7 +1,8 @@
-package hooks
+package registry
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sluice-iot/sluice/decoders"
+	"github.com/sluice-iot/sluice/internal/metrictest"
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 )
 
 func writeRegistry(t *testing.T, path, content string) {
@@ -27,10 +30,15 @@ func writeRegistry(t *testing.T, path, content string) {
 
 func newTestRegistry(t *testing.T, name, content string) (*Registry, error) {
 	t.Helper()
-	cfg := DefaultRegistryConfig()
+	return newTestRegistryOn(t, prometheus.NewRegistry(), name, content)
+}
+
+func newTestRegistryOn(t *testing.T, reg prometheus.Registerer, name, content string) (*Registry, error) {
+	t.Helper()
+	cfg := DefaultConfig()
 	cfg.File = filepath.Join(t.TempDir(), name)
 	writeRegistry(t, cfg.File, content)
-	return NewRegistry(cfg, decoders.NewSet(), zerolog.Nop(), prometheus.NewRegistry())
+	return New(cfg, decoders.NewSet(), zerolog.Nop(), reg)
 }
 
 // The same registry written as YAML and as CSV gives the same entries.
@@ -104,7 +112,8 @@ func TestRegistryReportsEveryProblem(t *testing.T) {
 // A broken file is reported and the previous registry stays in force; the next good file
 // replaces it.
 func TestRegistryReloadKeepsPreviousOnError(t *testing.T) {
-	r, err := newTestRegistry(t, "devices.yaml", "devices:\n  - device: a\n    tenant: one\n")
+	metrics := prometheus.NewRegistry()
+	r, err := newTestRegistryOn(t, metrics, "devices.yaml", "devices:\n  - device: a\n    tenant: one\n")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,13 +125,9 @@ func TestRegistryReloadKeepsPreviousOnError(t *testing.T) {
 
 	waitFor := func(result string, n float64) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for counterValue(t, r.reloads.WithLabelValues(result)) < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("sluice_registry_reloads_total{result=%q} did not reach %v", result, n)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		mqtttest.WaitFor(t, 10*time.Second, fmt.Sprintf("sluice_registry_reloads_total{result=%q} to reach %v", result, n), func() bool {
+			return metrictest.Value(t, metrics, "sluice_registry_reloads_total", "result", result) >= n
+		})
 	}
 	writeRegistry(t, r.cfg.File, "devices:\n  - device: a\n    tenant: [broken\n")
 	waitFor("error", 1)
