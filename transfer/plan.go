@@ -3,7 +3,10 @@ package transfer
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/sluice-iot/sluice/sink"
 )
@@ -103,4 +106,35 @@ func describeRange(r Range) string {
 		s += " of tenant " + r.Tenant
 	}
 	return s
+}
+
+// CheckClassRules refuses a destination whose schema uses more than the default class when
+// the writer has only the default storage rules (a URL rather than a configured target):
+// resolving a series with other rules would move it to another class.
+func CheckClassRules(ctx context.Context, dst *sink.Writer) error {
+	tc := dst.Config()
+	if len(tc.Storage.Classes) > 1 || len(tc.Storage.Assign) > 0 {
+		return nil
+	}
+	var exists bool
+	reg := pgx.Identifier{tc.Schema, "sluice_classes"}.Sanitize()
+	if err := dst.Pool().QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", reg).Scan(&exists); err != nil {
+		return fmt.Errorf("read the destination's classes: %w", err)
+	}
+	if !exists {
+		return nil
+	}
+	rows, err := dst.Pool().Query(ctx, "SELECT name FROM "+reg+" WHERE name <> $1 ORDER BY 1", tc.Storage.DefaultClass)
+	if err != nil {
+		return fmt.Errorf("read the destination's classes: %w", err)
+	}
+	others, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("read the destination's classes: %w", err)
+	}
+	if len(others) > 0 {
+		return fmt.Errorf("the destination schema %s has the retention classes %s besides %s: give --to the name of its target in the configuration (with --config), so that new series follow its class rules",
+			tc.Schema, strings.Join(others, ", "), tc.Storage.DefaultClass)
+	}
+	return nil
 }
