@@ -188,9 +188,10 @@ func lowerBound(r Range) pgtype.Timestamptz {
 	return pgtype.Timestamptz{Time: r.Since, Valid: true}
 }
 
+// upperBound is NULL for no bound: a bound of infinity would leave rows at infinity out.
 func upperBound(r Range) pgtype.Timestamptz {
 	if r.Until.IsZero() {
-		return pgtype.Timestamptz{Valid: true, InfinityModifier: pgtype.Infinity}
+		return pgtype.Timestamptz{}
 	}
 	return pgtype.Timestamptz{Time: r.Until, Valid: true}
 }
@@ -220,7 +221,7 @@ func (s *Source) chunk(ctx context.Context, r Range, pos position, n int) ([]src
 		}
 		sql = `SELECT m.time, s.tenant, s.device, s.metric, s.unit, m.value, m.series_id::text
 FROM ` + s.relation() + ` m JOIN ` + pgx.Identifier{s.schema, "series"}.Sanitize() + ` s ON s.id = m.series_id
-WHERE m.time >= $1 AND (m.time, m.series_id) > ($1, $2::bigint) AND m.time < $3 AND ($4::text = '' OR s.tenant = $4::text)
+WHERE m.time >= $1 AND (m.time, m.series_id) > ($1, $2::bigint) AND (m.time < $3 OR $3::timestamptz IS NULL) AND ($4::text = '' OR s.tenant = $4::text)
 ORDER BY m.time, m.series_id LIMIT $5`
 		args = []any{start, after, upperBound(r), r.Tenant, n}
 	} else {
@@ -237,7 +238,7 @@ ORDER BY m.time, m.series_id LIMIT $5`
 		sql = `SELECT src.time::timestamptz, src.tenant::text, src.device::text, src.metric::text, ` + unit + `, src.value::float8,
 	NULL::text
 FROM (` + s.query + `) src
-WHERE src.time >= $1::timestamptz AND src.time < $3::timestamptz AND ($4::text = '' OR src.tenant = $4::text)
+WHERE src.time >= $1::timestamptz AND (src.time < $3::timestamptz OR $3::timestamptz IS NULL) AND ($4::text = '' OR src.tenant = $4::text)
 	AND ($6 OR (src.time, src.tenant COLLATE "C", src.device COLLATE "C", src.metric COLLATE "C") > ($1::timestamptz, $2::text, $7::text, $8::text))
 ORDER BY src.time, src.tenant COLLATE "C", src.device COLLATE "C", src.metric COLLATE "C" LIMIT $5`
 		args = []any{start, key[0], upperBound(r), r.Tenant, n, pos.first, key[1], key[2]}
@@ -293,11 +294,11 @@ func (s *Source) span(ctx context.Context, r Range) (first, last time.Time, err 
 	if s.schema != "" {
 		parts := make([]string, len(s.tables))
 		for i, t := range s.tables {
-			parts[i] = "SELECT min(time) AS lo, max(time) AS hi FROM " + t + " WHERE time >= $1 AND time < $2"
+			parts[i] = "SELECT min(time) AS lo, max(time) AS hi FROM " + t + " WHERE time >= $1 AND (time < $2 OR $2::timestamptz IS NULL)"
 		}
 		sql = "SELECT min(lo), max(hi) FROM (" + strings.Join(parts, " UNION ALL ") + ") x"
 	} else {
-		sql = "SELECT min(src.time)::timestamptz, max(src.time)::timestamptz FROM (" + s.query + ") src WHERE src.time >= $1::timestamptz AND src.time < $2::timestamptz"
+		sql = "SELECT min(src.time)::timestamptz, max(src.time)::timestamptz FROM (" + s.query + ") src WHERE src.time >= $1::timestamptz AND (src.time < $2::timestamptz OR $2::timestamptz IS NULL)"
 	}
 	var lo, hi pgtype.Timestamptz
 	if err := s.pool.QueryRow(ctx, sql, lowerBound(r), upperBound(r)).Scan(&lo, &hi); err != nil {
@@ -317,9 +318,9 @@ func finite(t pgtype.Timestamptz) time.Time {
 func (s *Source) estimate(ctx context.Context, r Range) (int64, error) {
 	var sql string
 	if s.schema != "" {
-		sql = "SELECT 1 FROM " + s.relation() + " m WHERE m.time >= $1 AND m.time < $2"
+		sql = "SELECT 1 FROM " + s.relation() + " m WHERE m.time >= $1 AND (m.time < $2 OR $2::timestamptz IS NULL)"
 	} else {
-		sql = "SELECT 1 FROM (" + s.query + ") src WHERE src.time >= $1::timestamptz AND src.time < $2::timestamptz"
+		sql = "SELECT 1 FROM (" + s.query + ") src WHERE src.time >= $1::timestamptz AND (src.time < $2::timestamptz OR $2::timestamptz IS NULL)"
 	}
 	var plan []map[string]any
 	if err := s.pool.QueryRow(ctx, "EXPLAIN (FORMAT JSON) "+sql, lowerBound(r), upperBound(r)).Scan(&plan); err != nil {

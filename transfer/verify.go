@@ -190,7 +190,7 @@ func (s *Source) buckets(ctx context.Context, cfg VerifyConfig) (pgx.Rows, error
 	SELECT m.series_id, date_trunc($3::text, m.time, 'UTC') AS bucket, count(*) AS n, sum(m.value) AS sum,
 		min(m.value) AS min, max(m.value) AS max, sum(abs(m.value)) AS abs
 	FROM ` + s.relation() + ` m
-	WHERE m.time >= $1 AND m.time < $2` + tenant + `
+	WHERE m.time >= $1 AND (m.time < $2 OR $2::timestamptz IS NULL)` + tenant + `
 	GROUP BY 1, 2) a
 JOIN ` + series + ` s ON s.id = a.series_id
 ORDER BY s.tenant COLLATE "C", s.device COLLATE "C", s.metric COLLATE "C", a.bucket`
@@ -203,7 +203,7 @@ ORDER BY s.tenant COLLATE "C", s.device COLLATE "C", s.metric COLLATE "C", a.buc
 	date_trunc($3::text, src.time::timestamptz, 'UTC'), count(*), sum(src.value::float8), min(src.value::float8),
 	max(src.value::float8), sum(abs(src.value::float8))
 FROM (` + s.query + `) src
-WHERE src.time >= $1::timestamptz AND src.time < $2::timestamptz AND src.value IS NOT NULL` + tenant + `
+WHERE src.time >= $1::timestamptz AND (src.time < $2::timestamptz OR $2::timestamptz IS NULL) AND isfinite(src.time) AND src.value IS NOT NULL` + tenant + `
 GROUP BY 1, 2, 3, 4
 ORDER BY 1 COLLATE "C", 2 COLLATE "C", 3 COLLATE "C", 4`
 	}

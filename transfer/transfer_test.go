@@ -1,0 +1,230 @@
+package transfer_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/rs/zerolog"
+
+	"github.com/sluice-iot/sluice/internal/pgtest"
+	"github.com/sluice-iot/sluice/sink"
+	"github.com/sluice-iot/sluice/transfer"
+)
+
+var t0 = time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+
+func testLog() zerolog.Logger {
+	return zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).Level(zerolog.ErrorLevel)
+}
+
+// writer is a migrated target in a fresh schema of db.
+func writer(t *testing.T, db pgtest.DB, edit func(*sink.TargetConfig)) *sink.Writer {
+	t.Helper()
+	cfg := sink.DefaultTargetConfig()
+	cfg.DatabaseURL, cfg.Schema = db.URL, db.Schema(t)
+	cfg.Limits.MaxPast = 0
+	if edit != nil {
+		edit(&cfg)
+	}
+	w, err := sink.NewWriter(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	if _, err := w.Migrate(context.Background(), testLog()); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// seed writes n readings: 3 tenants × 4 devices × 2 metrics, one every 10 s per series.
+func seed(t *testing.T, w *sink.Writer, n int) {
+	t.Helper()
+	var rows []sink.Row
+	for i := range n {
+		s := i % 24
+		rows = append(rows, sink.Row{
+			Time:   t0.Add(time.Duration(i/24) * 10 * time.Second),
+			Tenant: fmt.Sprintf("t%d", s%3), Device: fmt.Sprintf("dev-%d", s/3%4), Metric: []string{"temp", "hum"}[s/12],
+			Unit: "x", Value: math.Sin(float64(i)) * 100,
+		})
+		if len(rows) == 10000 || i == n-1 {
+			if _, err := w.Write(context.Background(), rows, nil); err != nil {
+				t.Fatal(err)
+			}
+			rows = rows[:0]
+		}
+	}
+}
+
+func source(t *testing.T, cfg transfer.SourceConfig) *transfer.Source {
+	t.Helper()
+	s, err := transfer.OpenSource(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func sourceOf(t *testing.T, w *sink.Writer) *transfer.Source {
+	return source(t, transfer.SourceConfig{URL: w.Config().DatabaseURL, Schema: w.Config().Schema})
+}
+
+func verify(t *testing.T, a, b *transfer.Source, by string) (transfer.VerifyReport, []transfer.Difference) {
+	t.Helper()
+	var diffs []transfer.Difference
+	rep, err := transfer.Verify(context.Background(), a, b, transfer.VerifyConfig{By: by}, func(d transfer.Difference) { diffs = append(diffs, d) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep, diffs
+}
+
+// A copy between two databases verifies equal; after one row is deleted and one value changed
+// on the destination, verify names exactly those two buckets with both sides' figures.
+func TestVerifyNamesADeletedAndAChangedRow(t *testing.T) {
+	db := pgtest.Default()
+	other := db.Database(t, "")
+	src := writer(t, db, nil)
+	seed(t, src, 24*720) // two hours per series
+	dst := writer(t, other, nil)
+	rep, err := transfer.Backfill(context.Background(), sourceOf(t, src), dst, transfer.BackfillConfig{Chunk: 5000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Read != 24*720 || rep.New != 24*720 || rep.Rejected != 0 {
+		t.Fatalf("backfill: read %d, new %d, rejected %d; want %d, %d, 0", rep.Read, rep.New, rep.Rejected, 24*720, 24*720)
+	}
+	a, b := sourceOf(t, src), sourceOf(t, dst)
+	for _, by := range []string{"hour", "day"} {
+		if vr, diffs := verify(t, a, b, by); !vr.Equal() || vr.FromRows != 24*720 || vr.ToRows != 24*720 {
+			t.Fatalf("verify by %s after the copy: %+v %+v", by, vr, diffs)
+		}
+	}
+	if vr, _ := verify(t, a, b, "hour"); vr.Buckets != 48 {
+		t.Errorf("buckets by hour: got %d, want 48 (24 series × 2 hours)", vr.Buckets)
+	}
+
+	q := func(sql string) {
+		other.Query(t, dst.Config().Schema, func(c *pgx.Conn) error { _, err := c.Exec(context.Background(), sql); return err })
+	}
+	q(`DELETE FROM measurements_standard WHERE time = '2025-03-01T00:30:00Z' AND series_id = (SELECT id FROM series WHERE tenant = 't1' AND device = 'dev-2' AND metric = 'hum')`)
+	q(`UPDATE measurements_standard SET value = value + 0.001 WHERE time = '2025-03-01T01:10:00Z' AND series_id = (SELECT id FROM series WHERE tenant = 't0' AND device = 'dev-0' AND metric = 'temp')`)
+	vr, diffs := verify(t, a, b, "hour")
+	if vr.Equal() || vr.Differ != 2 || vr.OnlyFrom != 0 || vr.OnlyTo != 0 || len(diffs) != 2 {
+		t.Fatalf("verify: %+v, differences %+v; want 2 differing buckets", vr, diffs)
+	}
+	got := []string{}
+	for _, d := range diffs {
+		got = append(got, fmt.Sprintf("%s/%s/%s %s count %d/%d sum-diff %.4f", d.Tenant, d.Device, d.Metric, d.Bucket.Format("15:04"),
+			d.From.Count, d.To.Count, d.To.Sum-d.From.Sum))
+	}
+	want := []string{
+		"t0/dev-0/temp 01:00 count 360/360 sum-diff 0.0010",
+		"t1/dev-2/hum 00:00 count 360/359 sum-diff " + fmt.Sprintf("%.4f", diffs[1].To.Sum-diffs[1].From.Sum),
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("differences:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// A backfill cancelled after a few chunks and run again copies every row exactly once: the
+// checkpoint's counts equal the source's rows, and the copy verifies equal.
+func TestBackfillResumesWhereItStopped(t *testing.T) {
+	db := pgtest.Default()
+	src := writer(t, db, nil)
+	seed(t, src, 30000)
+	dst := writer(t, db, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	chunks := 0
+	_, err := transfer.Backfill(ctx, sourceOf(t, src), dst, transfer.BackfillConfig{Chunk: 1000, Progress: func(p transfer.Progress) {
+		if chunks++; chunks == 7 {
+			cancel()
+		}
+	}})
+	if err == nil {
+		t.Fatal("cancelled backfill returned no error")
+	}
+	mid := pgtest.Count(t, dst.Config().Schema, "SELECT count(*) FROM readings")
+	if mid < 7000 || mid >= 30000 {
+		t.Fatalf("rows after the cancel: %d, want some but not all", mid)
+	}
+	rep, err := transfer.Backfill(context.Background(), sourceOf(t, src), dst, transfer.BackfillConfig{Chunk: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Resumed || rep.Read != 30000 || rep.New != 30000 || rep.RunRows != 30000-mid {
+		t.Fatalf("resumed backfill: resumed %v, read %d, new %d, this run %d; want true, 30000, 30000, %d", rep.Resumed, rep.Read, rep.New, rep.RunRows, 30000-mid)
+	}
+	if vr, diffs := verify(t, sourceOf(t, src), sourceOf(t, dst), "hour"); !vr.Equal() {
+		t.Fatalf("verify: %+v %+v", vr, diffs)
+	}
+	again, err := transfer.Backfill(context.Background(), sourceOf(t, src), dst, transfer.BackfillConfig{Chunk: 1000})
+	if err != nil || !again.AlreadyDone || again.RunRows != 0 {
+		t.Fatalf("third run: %+v, %v; want already done, nothing read", again, err)
+	}
+}
+
+// A legacy table in a SQL_ASCII database, with a few rows no database should keep, is copied
+// with --from-query: the good rows arrive, each bad one is in the rejects table with its
+// reason, and nothing cancels the chunk it is in.
+func TestBackfillLegacyTableRejectsBadRows(t *testing.T) {
+	legacy := pgtest.Default().Database(t, "ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+	legacy.Exec(t, `CREATE TABLE history (ts timestamp, site varchar(40), sensor text, kind text, reading numeric, unit text);
+INSERT INTO history SELECT '2025-01-01'::timestamp + g * interval '1 minute', 'plant', 's' || (g % 5), 'temp', g / 10.0, 'C'
+	FROM generate_series(1, 5000) g;
+INSERT INTO history VALUES
+	(NULL, 'plant', 's1', 'temp', 1, 'C'),
+	('2025-01-02 00:00:30', 'plant', '', 'temp', 2, 'C'),
+	('2025-01-02 00:00:31', 'plant', 's1', 'temp', 'NaN', 'C'),
+	('2025-01-02 00:00:32', 'plant', E's\xff1', 'temp', 3, 'C'),
+	('2025-01-02 00:00:33', 'plant', 's1', 'temp', NULL, 'C'),
+	('infinity', 'plant', 's1', 'temp', 4, 'C'),
+	('2025-01-02 00:00:34', 'plant', 's1', 'bad' || chr(9) || E'\xc3', 5, 'C')`)
+	dst := writer(t, pgtest.Default(), nil)
+	src := source(t, transfer.SourceConfig{URL: legacy.URL,
+		Query: "SELECT ts AS time, site AS tenant, sensor AS device, kind AS metric, reading AS value, unit FROM history"})
+	rep, err := transfer.Backfill(context.Background(), src, dst, transfer.BackfillConfig{Chunk: 700})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.New != 5000 || rep.Rejected != 7 || rep.Read != 5006 {
+		t.Fatalf("read %d, new %d, rejected %d; want 5006 (the NULL time is not read), 5000, 7", rep.Read, rep.New, rep.Rejected)
+	}
+	schema := dst.Config().Schema
+	if n := pgtest.Count(t, schema, "SELECT count(*) FROM readings WHERE tenant = 'plant' AND unit = 'C'"); n != 5000 {
+		t.Errorf("readings: got %d, want 5000", n)
+	}
+	var got []string
+	pgtest.Query(t, schema, func(c *pgx.Conn) error {
+		rows, err := c.Query(context.Background(), "SELECT coalesce(device, '∅'), coalesce(metric, '∅'), reason FROM sluice_backfill_rejects ORDER BY reason, device")
+		if err != nil {
+			return err
+		}
+		got, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+			var d, m, why string
+			err := r.Scan(&d, &m, &why)
+			return d + " " + m + ": " + why, err
+		})
+		return err
+	})
+	want := []string{
+		" temp: device is empty",
+		"s\uFFFD1 temp: device is not valid UTF-8",
+		"s1 bad\t\uFFFD: metric is not valid UTF-8",
+		"s1 temp: time is infinite",
+		"s1 temp: time is missing",
+		"s1 temp: value is missing",
+		"s1 temp: value is not a finite number",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("rejects:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
