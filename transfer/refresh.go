@@ -2,10 +2,12 @@ package transfer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sluice-iot/sluice/sink"
 )
@@ -71,12 +73,29 @@ func refresh(ctx context.Context, dst *sink.Writer, cp *checkpoint, rep *Report)
 		}
 		from, to := refreshWindow(cp.minTime.Time, cp.maxTime.Time)
 		for _, n := range names {
-			if _, err := pool.Exec(ctx, "CALL refresh_continuous_aggregate($1::regclass, $2::timestamptz, $3::timestamptz)", n, from, to); err != nil {
-				return fmt.Errorf("refresh %s from %s to %s: %w", n, from.Format(time.RFC3339), to.Format(time.RFC3339), err)
+			if err := refreshOne(ctx, dst, n, from, to); err != nil {
+				return err
 			}
 		}
 		rep.Refreshed, rep.RefreshFrom, rep.RefreshTo = names, from, to
 	}
 	_, err = pool.Exec(ctx, "UPDATE "+pgx.Identifier{schema, checkpointTable}.Sanitize()+" SET refreshed_at = now() WHERE id = $1", cp.id)
 	return wrap("record the refresh", err)
+}
+
+// refreshOne refreshes one aggregate, waiting while a policy refreshes it concurrently
+// (SQLSTATE 55P03), up to a few minutes.
+func refreshOne(ctx context.Context, dst *sink.Writer, name string, from, to time.Time) error {
+	wait := 100 * time.Millisecond
+	for deadline := time.Now().Add(3 * time.Minute); ; {
+		_, err := dst.Pool().Exec(ctx, "CALL refresh_continuous_aggregate($1::regclass, $2::timestamptz, $3::timestamptz)", name, from, to)
+		var pe *pgconn.PgError
+		if err == nil || !errors.As(err, &pe) || pe.Code != "55P03" || time.Now().After(deadline) {
+			return wrap(fmt.Sprintf("refresh %s from %s to %s", name, from.Format(time.RFC3339), to.Format(time.RFC3339)), err)
+		}
+		if err := sleepUntil(ctx, time.Now().Add(wait)); err != nil {
+			return err
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
 }
