@@ -21,7 +21,7 @@ func Plan(ctx context.Context, src *Source, dst *sink.Writer, cfg BackfillConfig
 	tc := dst.Config()
 	id := backfillID(src, cfg.Range)
 	out := []string{
-		fmt.Sprintf("backfill %s: from %s to target %s (schema %s)", id, src, tc.Name, tc.Schema),
+		fmt.Sprintf("backfill %s: from %s to %s", id, src, describeTarget(tc)),
 		"range: " + describeRange(cfg.Range),
 	}
 	first, last, err := src.span(ctx, cfg.Range)
@@ -137,4 +137,13 @@ func CheckClassRules(ctx context.Context, dst *sink.Writer) error {
 			tc.Schema, strings.Join(others, ", "), tc.Storage.DefaultClass)
 	}
 	return nil
+}
+
+// describeTarget names a destination for people: "schema public on host/db".
+func describeTarget(tc sink.TargetConfig) string {
+	at := "?"
+	if pc, err := pgx.ParseConfig(tc.DatabaseURL); err == nil {
+		at = where(pc.Host, pc.Database)
+	}
+	return fmt.Sprintf("schema %s on %s", tc.Schema, at)
 }
