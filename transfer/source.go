@@ -265,9 +265,10 @@ ORDER BY src.time, src.tenant COLLATE "C", src.device COLLATE "C", src.metric CO
 	return out, nil
 }
 
-// nullTimes calls fn for every row of a legacy query whose time is NULL.
+// nullTimes calls fn for every row of a legacy query whose time is NULL, when r has no time
+// bounds (a NULL time is in no range).
 func (s *Source) nullTimes(ctx context.Context, r Range, fn func(srcRow) error) error {
-	if s.query == "" {
+	if s.query == "" || !r.Since.IsZero() || !r.Until.IsZero() {
 		return nil
 	}
 	unit := "NULL::text"

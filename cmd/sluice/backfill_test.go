@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -28,6 +29,7 @@ func seedReadings(t *testing.T, db pgtest.DB, n int) {
 	db.Exec(t, `INSERT INTO measurements_standard (time, series_id, value)
 	SELECT '2025-01-01'::timestamptz + g * interval '1 minute', s.id, round((random() * 100)::numeric, 3)
 	FROM series s, generate_series(1, $1::int) g`, n)
+	db.Exec(t, "ANALYZE measurements_standard")
 }
 
 // runSluice runs the command to completion and returns its exit code and output.
@@ -76,7 +78,13 @@ func TestBackfillKilledAndResumedEqualsCleanCopy(t *testing.T) {
 	}
 	t.Logf("killed after %d of %d rows", read, total)
 
-	code, text := runSluice(t, args...)
+	code, text := runSluice(t, append(args, "--dry-run")...)
+	if code != 0 || !strings.Contains(text, fmt.Sprintf("resumes after %s: %d rows read, %d new, 0 rejected",
+		time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(read/40)*time.Minute).Format(time.RFC3339), read, read)) ||
+		!strings.Contains(text, "about 200000 rows") {
+		t.Fatalf("dry run: exit %d, output:\n%s", code, text)
+	}
+	code, text = runSluice(t, args...)
 	if code != 0 || !strings.Contains(text, "resuming backfill") || !strings.Contains(text, "200000 rows read, 200000 new, 0 rejected") {
 		t.Fatalf("resume: exit %d, output:\n%s", code, text)
 	}
@@ -124,4 +132,22 @@ func countOrZeroIn(t *testing.T, db pgtest.DB, sql string) int64 {
 		return err
 	})
 	return n
+}
+
+func TestBackfillAndVerifyUsage(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"backfill", "--to", "postgres://x/y"}, "--from: required"},
+		{[]string{"backfill", "--from", "old", "--to", "postgres://x/y", "--config", "/nonexistent.yaml"}, "/nonexistent.yaml"},
+		{[]string{"backfill", "--from", "postgres://x/y", "--to", "postgres://x/z", "--since", "yesterday"}, `--since: "yesterday" is neither`},
+		{[]string{"backfill", "--from", "postgres://x/y", "--to", "postgres://x/z", "--chunk", "0"}, "chunk: 0 is outside 1..1000000"},
+		{[]string{"verify", "--from", "postgres://x/y", "--to", "postgres://x/z", "--by", "week"}, `by: "week" is not hour or day`},
+	} {
+		code, text := runSluice(t, c.args...)
+		if code != 2 || !strings.Contains(text, c.want) {
+			t.Errorf("sluice %s: exit %d, output %q; want 2 and %q", strings.Join(c.args, " "), code, text, c.want)
+		}
+	}
 }
