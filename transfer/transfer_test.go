@@ -227,4 +227,17 @@ INSERT INTO history VALUES
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("rejects:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+
+	// Verify against the legacy query names what was not copied: the NaN in s1's hour, and
+	// the three series whose only reading was rejected. NULL values and infinite times have no
+	// bucket on either side.
+	vr, diffs := verify(t, src, sourceOf(t, dst), "hour")
+	if vr.Differ != 1 || vr.OnlyFrom != 3 || vr.OnlyTo != 0 || vr.ToRows != 5000 {
+		t.Fatalf("verify against the legacy query: %+v %+v", vr, diffs)
+	}
+	for _, d := range diffs {
+		if d.To.Present && (d.Device != "s1" || d.From.Count != d.To.Count+1 || !math.IsNaN(d.From.Sum)) {
+			t.Errorf("difference %+v: want s1's hour with one more reading, a NaN, on the legacy side", d)
+		}
+	}
 }

@@ -199,13 +199,13 @@ ORDER BY s.tenant COLLATE "C", s.device COLLATE "C", s.metric COLLATE "C", a.buc
 		if cfg.Tenant != "" {
 			tenant = " AND src.tenant = $4::text"
 		}
-		sql = `SELECT coalesce(src.tenant::text, ''), coalesce(src.device::text, ''), coalesce(src.metric::text, ''),
-	date_trunc($3::text, src.time::timestamptz, 'UTC'), count(*), sum(src.value::float8), min(src.value::float8),
-	max(src.value::float8), sum(abs(src.value::float8))
+		sql = `SELECT * FROM (SELECT coalesce(src.tenant::text, '') AS tenant, coalesce(src.device::text, '') AS device,
+	coalesce(src.metric::text, '') AS metric, date_trunc($3::text, src.time::timestamptz, 'UTC') AS bucket, count(*),
+	sum(src.value::float8), min(src.value::float8), max(src.value::float8), sum(abs(src.value::float8))
 FROM (` + s.query + `) src
 WHERE src.time >= $1::timestamptz AND (src.time < $2::timestamptz OR $2::timestamptz IS NULL) AND isfinite(src.time) AND src.value IS NOT NULL` + tenant + `
-GROUP BY 1, 2, 3, 4
-ORDER BY 1 COLLATE "C", 2 COLLATE "C", 3 COLLATE "C", 4`
+GROUP BY 1, 2, 3, 4) a
+ORDER BY a.tenant COLLATE "C", a.device COLLATE "C", a.metric COLLATE "C", a.bucket`
 	}
 	args := []any{lowerBound(cfg.Range), upperBound(cfg.Range), cfg.By}
 	if cfg.Tenant != "" {
