@@ -221,21 +221,16 @@ func copyChunks(ctx context.Context, src *Source, dst *sink.Writer, cfg Backfill
 	chunks := make(chan []srcRow, 1)
 	g.Go(func() error {
 		defer close(chunks)
-		pos := cp.pos
+		rd := newReader(src, cfg.Range, cp.pos, cfg.Chunk, rep.First, rep.Last)
 		for {
-			rows, err := src.chunk(gctx, cfg.Range, pos, cfg.Chunk)
-			if err != nil || len(rows) == 0 {
+			rows, err := rd.next(gctx)
+			if err != nil || rows == nil {
 				return err
 			}
 			select {
 			case chunks <- rows:
 			case <-gctx.Done():
 				return gctx.Err()
-			}
-			last := rows[len(rows)-1]
-			pos = position{time: last.time, key: last.key}
-			if len(rows) < cfg.Chunk {
-				return nil
 			}
 		}
 	})

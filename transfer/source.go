@@ -205,25 +205,27 @@ func (s *Source) relation() string {
 	return "(" + strings.Join(parts, " UNION ALL ") + ")"
 }
 
-// chunk reads up to n rows after pos in (time, key) order. Rows whose time is NULL are never
-// returned (they have no place in the order; see nullTimes).
-func (s *Source) chunk(ctx context.Context, r Range, pos position, n int) ([]srcRow, error) {
-	start := lowerBound(r)
-	if pos.time.Valid {
-		start = pos.time
+// chunk reads up to n rows after pos in (time, key) order, at or after lower and before hi
+// (NULL: no bound; the range's own end is the caller's to apply). Rows whose time is NULL are
+// never returned (they have no place in the order; see nullTimes).
+func (s *Source) chunk(ctx context.Context, r Range, pos position, lower, hi pgtype.Timestamptz, n int) ([]srcRow, error) {
+	after := pgtype.Timestamptz{Valid: true, InfinityModifier: pgtype.NegativeInfinity}
+	if pos.time.Valid && !pos.first {
+		after = pos.time
 	}
 	var sql string
 	var args []any
 	if s.schema != "" {
-		after := int64(-1)
+		sid := int64(-1)
 		if !pos.first && len(pos.key) == 1 {
-			after, _ = strconv.ParseInt(pos.key[0], 10, 64)
+			sid, _ = strconv.ParseInt(pos.key[0], 10, 64)
 		}
 		sql = `SELECT m.time, s.tenant, s.device, s.metric, s.unit, m.value, m.series_id::text
 FROM ` + s.relation() + ` m JOIN ` + pgx.Identifier{s.schema, "series"}.Sanitize() + ` s ON s.id = m.series_id
-WHERE m.time >= $1 AND (m.time, m.series_id) > ($1, $2::bigint) AND (m.time < $3 OR $3::timestamptz IS NULL) AND ($4::text = '' OR s.tenant = $4::text)
+WHERE m.time >= $1 AND (m.time, m.series_id) > ($6::timestamptz, $2::bigint) AND (m.time < $3 OR $3::timestamptz IS NULL)
+	AND ($4::text = '' OR s.tenant = $4::text)
 ORDER BY m.time, m.series_id LIMIT $5`
-		args = []any{start, after, upperBound(r), r.Tenant, n}
+		args = []any{lower, sid, hi, r.Tenant, n, after}
 	} else {
 		unit := "NULL::text"
 		if s.unit {
@@ -239,9 +241,9 @@ ORDER BY m.time, m.series_id LIMIT $5`
 	NULL::text
 FROM (` + s.query + `) src
 WHERE src.time >= $1::timestamptz AND (src.time < $3::timestamptz OR $3::timestamptz IS NULL) AND ($4::text = '' OR src.tenant = $4::text)
-	AND ($6 OR (src.time, src.tenant COLLATE "C", src.device COLLATE "C", src.metric COLLATE "C") > ($1::timestamptz, $2::text, $7::text, $8::text))
+	AND ($6 OR (src.time, src.tenant COLLATE "C", src.device COLLATE "C", src.metric COLLATE "C") > ($9::timestamptz, $2::text, $7::text, $8::text))
 ORDER BY src.time, src.tenant COLLATE "C", src.device COLLATE "C", src.metric COLLATE "C" LIMIT $5`
-		args = []any{start, key[0], upperBound(r), r.Tenant, n, pos.first, key[1], key[2]}
+		args = []any{lower, key[0], hi, r.Tenant, n, pos.first, key[1], key[2], after}
 	}
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
