@@ -86,9 +86,18 @@ func (s *Source) String() string { return s.desc }
 
 // readClasses finds the class tables of a Sluice schema.
 func (s *Source) readClasses(ctx context.Context) error {
-	rows, err := s.pool.Query(ctx, `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND c.relname LIKE 'measurements\_%'
-	AND c.relname NOT LIKE '%\_1h' AND c.relname NOT LIKE '%\_1d'
+	// The class registry (sluice_classes) names every class table, configured or not; a schema
+	// from before it has measurements_standard alone.
+	var registry bool
+	if err := s.pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", pgx.Identifier{s.schema, "sluice_classes"}.Sanitize()).Scan(&registry); err != nil {
+		return fmt.Errorf("read the class tables of schema %s: %w", s.schema, err)
+	}
+	classes := "SELECT 'standard'"
+	if registry {
+		classes = "SELECT name FROM " + pgx.Identifier{s.schema, "sluice_classes"}.Sanitize()
+	}
+	rows, err := s.pool.Query(ctx, `SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND c.relname IN (SELECT 'measurements_' || name FROM (`+classes+`) k(name))
 	AND EXISTS (SELECT 1 FROM pg_class sr WHERE sr.relnamespace = n.oid AND sr.relname = 'series')
 ORDER BY 1`, s.schema)
 	if err != nil {

@@ -241,3 +241,59 @@ INSERT INTO history VALUES
 		}
 	}
 }
+
+// The source's classes are all read, and the destination's class rules place the rows: the
+// copy of a source keeping tenant t2 apart lands where the destination keeps t1 apart.
+func TestBackfillAppliesTheDestinationsClasses(t *testing.T) {
+	classes := func(name, tenant string) func(*sink.TargetConfig) {
+		return func(c *sink.TargetConfig) {
+			c.Storage.Classes = append(c.Storage.Classes, sink.ClassConfig{Name: name, ChunkInterval: sink.Period(24 * time.Hour)})
+			c.Storage.Assign = []sink.AssignRule{{Tenant: tenant, Class: name}}
+		}
+	}
+	src := writer(t, pgtest.Default(), classes("archive", "t2"))
+	seed(t, src, 2400)
+	dst := writer(t, pgtest.Default(), classes("short", "t1"))
+	if _, err := transfer.Backfill(context.Background(), sourceOf(t, src), dst, transfer.BackfillConfig{Chunk: 500}); err != nil {
+		t.Fatal(err)
+	}
+	if vr, diffs := verify(t, sourceOf(t, src), sourceOf(t, dst), "hour"); !vr.Equal() || vr.ToRows != 2400 {
+		t.Fatalf("verify: %+v %+v", vr, diffs)
+	}
+	s := dst.Config().Schema
+	for _, c := range []struct {
+		sql  string
+		want int64
+	}{
+		{"SELECT count(*) FROM measurements_short", 800},
+		{"SELECT count(*) FROM measurements_standard", 1600},
+		{"SELECT count(*) FROM series WHERE class = 'short' AND tenant = 't1'", 8},
+	} {
+		if got := pgtest.Count(t, s, c.sql); got != c.want {
+			t.Errorf("%s: got %d, want %d", c.sql, got, c.want)
+		}
+	}
+}
+
+// A destination named by URL carries only the default class rules: one whose schema has
+// other classes is refused, with the way out.
+func TestCheckClassRulesRefusesAURLForAClassedSchema(t *testing.T) {
+	configured := writer(t, pgtest.Default(), func(c *sink.TargetConfig) {
+		c.Storage.Classes = append(c.Storage.Classes, sink.ClassConfig{Name: "short", ChunkInterval: sink.Period(24 * time.Hour)})
+	})
+	if err := transfer.CheckClassRules(context.Background(), configured); err != nil {
+		t.Fatalf("the configured target: %v", err)
+	}
+	cfg := sink.DefaultTargetConfig()
+	cfg.DatabaseURL, cfg.Schema = configured.Config().DatabaseURL, configured.Config().Schema
+	byURL, err := sink.NewWriter(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer byURL.Close()
+	err = transfer.CheckClassRules(context.Background(), byURL)
+	want := "the destination schema " + cfg.Schema + " has the retention classes short besides standard: give --to the name of its target in the configuration (with --config), so that new series follow its class rules"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %q", err, want)
+	}
+}

@@ -31,7 +31,7 @@ func (e *endpoints) target(flag, value, schema string, stderr io.Writer) (sink.T
 	}
 	if isURL(value) {
 		tc := sink.DefaultTargetConfig()
-		tc.Name, tc.DatabaseURL, tc.Migrate = strings.TrimPrefix(flag, "--"), value, false
+		tc.Name, tc.DatabaseURL = strings.TrimPrefix(flag, "--"), value
 		if schema != "" {
 			tc.Schema = schema
 		}
