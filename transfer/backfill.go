@@ -24,7 +24,7 @@ type BackfillConfig struct {
 	Rate float64
 	// Restart forgets a stored checkpoint (and the copy's rejects) and copies again.
 	Restart bool
-	// Progress, when set, is called after every chunk and once at the end.
+	// Progress, when set, is called before the first chunk, after every chunk and at the end.
 	Progress func(Progress)
 }
 
@@ -139,6 +139,9 @@ func Backfill(ctx context.Context, src *Source, dst *sink.Writer, cfg BackfillCo
 	} else {
 		if rep.First, rep.Last, err = src.span(ctx, cfg.Range); err != nil {
 			return rep, err
+		}
+		if cfg.Progress != nil {
+			cfg.Progress(rep.Progress) // where this run starts
 		}
 		if err := copyChunks(ctx, src, dst, cfg, cp, &rep); err != nil {
 			return rep, err
