@@ -122,7 +122,7 @@ func (w *Writer) Write(ctx context.Context, rows []Row, commit func(ctx context.
 // from rows and index.
 func (w *Writer) resolveEach(ctx context.Context, rows []row, index []int, res *WriteResult) ([]seriesRef, error) {
 	refs, err := w.w.seriesIDs(ctx, rows)
-	if err == nil || !refusedForData(err) {
+	if data, _ := dataFault(err); err == nil || !data {
 		return refs, err
 	}
 	refs = refs[:0]
@@ -130,10 +130,10 @@ func (w *Writer) resolveEach(ctx context.Context, rows []row, index []int, res *
 	for k := range rows {
 		one, err := w.w.seriesIDs(ctx, rows[k:k+1])
 		if err != nil {
-			if !refusedForData(err) {
+			data, state := dataFault(err)
+			if !data {
 				return nil, err
 			}
-			_, state := classify(err)
 			res.Refused = append(res.Refused, Refusal{Index: index[k], Reason: pgMessage(err), SQLState: state})
 			continue
 		}
@@ -177,11 +177,11 @@ func (w *Writer) mergeIsolating(ctx context.Context, tx pgx.Tx, rows []row, refs
 		if rerr := sp.Rollback(ctx); rerr != nil {
 			return fmt.Errorf("roll back to savepoint: %w", rerr)
 		}
-		if !refusedForData(err) {
+		data, state := dataFault(err)
+		if !data {
 			return err
 		}
 		if s.hi-s.lo == 1 {
-			_, state := classify(err)
 			res.Refused = append(res.Refused, Refusal{Index: index[s.lo], Reason: pgMessage(err), SQLState: state})
 			continue
 		}
@@ -191,8 +191,9 @@ func (w *Writer) mergeIsolating(ctx context.Context, tx pgx.Tx, rows []row, refs
 	return nil
 }
 
-// refusedForData reports whether the database refused the rows themselves (see classify).
-func refusedForData(err error) bool {
-	c, _ := classify(err)
-	return c == classData
+// dataFault reports whether the database refused the rows themselves (see classify), and
+// the SQLSTATE.
+func dataFault(err error) (bool, string) {
+	c, state := classify(err)
+	return c == classData, state
 }
