@@ -28,6 +28,10 @@ type BackfillConfig struct {
 	Progress func(Progress)
 }
 
+// tablesLock is the advisory lock key serialising the creation of the backfill tables and of
+// checkpoints.
+const tablesLock = 0x51_0C_E5_BA_CF
+
 // DefaultChunk is the default rows per chunk.
 const DefaultChunk = 20000
 
@@ -112,7 +116,14 @@ func Backfill(ctx context.Context, src *Source, dst *sink.Writer, cfg BackfillCo
 	pool := dst.Pool()
 	id := backfillID(src, cfg.Range)
 	rep := Report{Progress: Progress{ID: id, Started: time.Now()}}
-	if _, err := pool.Exec(ctx, createTables(schema)); err != nil {
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(tablesLock)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, createTables(schema))
+		return err
+	})
+	if err != nil {
 		return rep, fmt.Errorf("create the backfill tables: %w", err)
 	}
 	cp, err := readCheckpoint(ctx, pool, schema, id)
@@ -171,6 +182,13 @@ func Backfill(ctx context.Context, src *Source, dst *sink.Writer, cfg BackfillCo
 func begin(ctx context.Context, src *Source, dst *sink.Writer, id string, r Range) (*checkpoint, error) {
 	schema := dst.Config().Schema
 	err := pgx.BeginFunc(ctx, dst.Pool(), func(tx pgx.Tx) error {
+		// Two runs of one copy starting at once: the second finds the first's checkpoint.
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(tablesLock)); err != nil {
+			return fmt.Errorf("store checkpoint: %w", err)
+		}
+		if cp, err := readCheckpoint(ctx, tx, schema, id); err != nil || cp != nil {
+			return err
+		}
 		var rs []reject
 		err := src.nullTimes(ctx, r, func(x srcRow) error {
 			rs = append(rs, reject{row: x, reason: "time is missing"})

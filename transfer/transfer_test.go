@@ -297,3 +297,36 @@ func TestCheckClassRulesRefusesAURLForAClassedSchema(t *testing.T) {
 		t.Fatalf("got %v, want %q", err, want)
 	}
 }
+
+// Two processes running the same copy at once never both advance it: whichever loses a race
+// for the checkpoint fails with a rolled-back chunk, and the copy ends exact.
+func TestConcurrentBackfillsOfOneCopy(t *testing.T) {
+	src := writer(t, pgtest.Default(), nil)
+	seed(t, src, 20000)
+	dst := writer(t, pgtest.Default(), nil)
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := transfer.Backfill(context.Background(), sourceOf(t, src), dst, transfer.BackfillConfig{Chunk: 500})
+			errs <- err
+		}()
+	}
+	for range 2 {
+		err := <-errs
+		t.Logf("one of two concurrent runs: %v", err)
+		if err != nil && !strings.Contains(err.Error(), "the checkpoint moved under this backfill") {
+			t.Errorf("concurrent backfill: %v", err)
+		}
+	}
+	// Whichever failed, the survivor or a rerun finishes the copy.
+	rep, err := transfer.Backfill(context.Background(), sourceOf(t, src), dst, transfer.BackfillConfig{Chunk: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Read != 20000 || rep.New != 20000 {
+		t.Fatalf("checkpoint: read %d, new %d; want 20000 each", rep.Read, rep.New)
+	}
+	if vr, diffs := verify(t, sourceOf(t, src), sourceOf(t, dst), "hour"); !vr.Equal() {
+		t.Fatalf("verify: %+v %+v", vr, diffs)
+	}
+}
