@@ -157,6 +157,7 @@ func (s *Site) Run(ctx context.Context) error {
 	sinks, _ := errgroup.WithContext(sinkCtx)
 	for _, t := range s.targets {
 		sinks.Go(func() error { return t.Run(sinkCtx) })
+		sinks.Go(func() error { t.WatchJobs(sinkCtx); return nil }) // TimescaleDB job health
 	}
 
 	var admin *http.Server

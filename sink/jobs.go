@@ -1,0 +1,341 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/rs/zerolog"
+)
+
+// JobsConfig configures how a target watches the TimescaleDB jobs of its schema: the
+// compression, retention and refresh policies that migrate created. On a database without
+// the timescaledb extension nothing is checked and nothing is reported.
+type JobsConfig struct {
+	// Interval between two reads of timescaledb_information.jobs, job_stats and job_errors;
+	// 0 turns the checks off.
+	Interval time.Duration `yaml:"interval"`
+	// Timeout bounds one check.
+	Timeout time.Duration `yaml:"timeout"`
+	// OverdueAfter is how long past its next start a job may wait for the TimescaleDB scheduler
+	// (or, never run, how long after Sluice first saw it) before it counts as overdue.
+	OverdueAfter time.Duration `yaml:"overdue_after"`
+}
+
+// DefaultJobsConfig returns the defaults: a check every minute, 10s at most each, overdue
+// an hour past the next start.
+func DefaultJobsConfig() JobsConfig {
+	return JobsConfig{Interval: time.Minute, Timeout: 10 * time.Second, OverdueAfter: time.Hour}
+}
+
+// Validate reports every problem, each prefixed with its key.
+func (c JobsConfig) Validate() error {
+	var errs []error
+	if c.Interval < 0 {
+		errs = append(errs, errors.New("interval: must not be negative (0 turns the checks off)"))
+	}
+	if c.Timeout <= 0 {
+		errs = append(errs, errors.New("timeout: must be positive"))
+	}
+	if c.OverdueAfter <= 0 {
+		errs = append(errs, errors.New("overdue_after: must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Job states, as reported in JobStatus.State. Failed and overdue jobs make a site degraded.
+const (
+	JobOK      = "ok"      // the last run succeeded
+	JobPending = "pending" // not run yet, and not overdue
+	JobRunning = "running" // running now, the run before did not fail
+	JobPaused  = "paused"  // not scheduled (alter_job(id, scheduled => false)): not checked
+	JobFailed  = "failed"  // the last run failed
+	JobOverdue = "overdue" // the scheduler has not run it overdue_after past its next start
+)
+
+// JobStatus is one TimescaleDB job on a relation of the target's schema, as job_stats and
+// job_errors describe it. Times are the database's; runs and failures count the scheduler's
+// runs only (TimescaleDB records no statistics for a foreground CALL run_job).
+type JobStatus struct {
+	ID       int64  `json:"id"`
+	Kind     string `json:"kind"`     // refresh, compression, retention, or the procedure of another job
+	Relation string `json:"relation"` // the hypertable or continuous aggregate, e.g. measurements_standard_1h
+	State    string `json:"state"`
+	// Reason says why a failed or overdue job is, with its last error.
+	Reason        string     `json:"reason,omitempty"`
+	LastRunStatus string     `json:"last_run_status,omitempty"` // Success or Failed; empty before the first run
+	LastRunStart  *time.Time `json:"last_run_started,omitempty"`
+	LastSuccess   *time.Time `json:"last_success,omitempty"`
+	NextStart     *time.Time `json:"next_start,omitempty"`
+	Runs          int64      `json:"runs"`
+	Failures      int64      `json:"failures"`
+	LastError     string     `json:"last_error,omitempty"` // the last error job_errors holds for it
+	LastErrorAt   *time.Time `json:"last_error_at,omitempty"`
+
+	scheduled bool
+	running   bool
+}
+
+// Failing reports whether the job makes the site degraded.
+func (j JobStatus) Failing() bool { return j.State == JobFailed || j.State == JobOverdue }
+
+// Name names the job for people: "job 1004 (refresh of measurements_standard_1h)".
+func (j JobStatus) Name() string {
+	return fmt.Sprintf("job %d (%s of %s)", j.ID, j.Kind, j.Relation)
+}
+
+// JobsStatus is what the last check of a target's TimescaleDB jobs found.
+type JobsStatus struct {
+	CheckedAt *time.Time `json:"checked_at,omitempty"` // the last check that succeeded
+	// Error is why the last check failed; Jobs are then those of the check before.
+	Error string      `json:"error,omitempty"`
+	Jobs  []JobStatus `json:"jobs"`
+}
+
+// jobKinds names the policies Sluice creates.
+var jobKinds = map[string]string{
+	"policy_refresh_continuous_aggregate": "refresh",
+	"policy_compression":                  "compression",
+	"policy_retention":                    "retention",
+}
+
+// jobsQuery reads the jobs on the hypertables and continuous aggregates of schema $1, with
+// their statistics and their last error. The jobs view names a continuous aggregate's job by
+// the view (2.23+) or by its materialization hypertable (older versions); both are mapped to
+// the view. Timestamps that are not finite (a last success of -infinity: never) read as NULL.
+const jobsQuery = `SELECT j.job_id, j.proc_name::text, coalesce(c.view_name, j.hypertable_name)::text, j.scheduled,
+	coalesce(s.job_status, '') = 'Running', coalesce(s.last_run_status, ''),
+	CASE WHEN isfinite(s.last_run_started_at) THEN s.last_run_started_at END,
+	CASE WHEN isfinite(s.last_successful_finish) THEN s.last_successful_finish END,
+	CASE WHEN isfinite(s.next_start) THEN s.next_start END,
+	coalesce(s.total_runs, 0), coalesce(s.total_failures, 0),
+	e.err_message, CASE WHEN isfinite(e.at) THEN e.at END
+FROM timescaledb_information.jobs j
+LEFT JOIN timescaledb_information.continuous_aggregates c
+	ON c.materialization_hypertable_schema = j.hypertable_schema AND c.materialization_hypertable_name = j.hypertable_name
+LEFT JOIN timescaledb_information.job_stats s ON s.job_id = j.job_id
+LEFT JOIN LATERAL (SELECT e.err_message, coalesce(e.finish_time, e.start_time) AS at
+	FROM timescaledb_information.job_errors e WHERE e.job_id = j.job_id
+	ORDER BY e.start_time DESC LIMIT 1) e ON true
+WHERE j.hypertable_schema = $1 OR c.view_schema = $1
+ORDER BY j.job_id`
+
+// readJobs reads the jobs of schema. It returns ok false, and no error, when the database has
+// no timescaledb extension.
+func readJobs(ctx context.Context, conn querier, schema string) (jobs []JobStatus, ok bool, err error) {
+	installed, _, err := timescaleVersion(ctx, conn)
+	if err != nil || installed == "" {
+		return nil, false, err
+	}
+	rows, err := conn.Query(ctx, jobsQuery, schema)
+	if err != nil {
+		return nil, true, fmt.Errorf("read timescaledb jobs: %w", err)
+	}
+	var j JobStatus
+	var proc string
+	var lastErr *string
+	jobs = []JobStatus{}
+	_, err = pgx.ForEachRow(rows, []any{&j.ID, &proc, &j.Relation, &j.scheduled, &j.running, &j.LastRunStatus,
+		&j.LastRunStart, &j.LastSuccess, &j.NextStart, &j.Runs, &j.Failures, &lastErr, &j.LastErrorAt}, func() error {
+		j.Kind = proc
+		if k, ok := jobKinds[proc]; ok {
+			j.Kind = k
+		}
+		j.LastError = ""
+		if lastErr != nil {
+			j.LastError = *lastErr
+		}
+		jobs = append(jobs, j)
+		j = JobStatus{}
+		return nil
+	})
+	if err != nil {
+		return nil, true, fmt.Errorf("read timescaledb jobs: %w", err)
+	}
+	return jobs, true, nil
+}
+
+// judge sets j's state and reason at now. seen is when Sluice first saw the job.
+func judge(j *JobStatus, now, seen time.Time, overdueAfter time.Duration) {
+	j.State, j.Reason = JobOK, ""
+	lastSuccess := "never"
+	if j.LastSuccess != nil {
+		lastSuccess = j.LastSuccess.UTC().Format(time.RFC3339)
+	}
+	switch {
+	case !j.scheduled:
+		j.State = JobPaused
+	case j.LastRunStatus == "Failed":
+		j.State = JobFailed
+		msg := j.LastError
+		if msg == "" {
+			msg = "no error recorded in timescaledb_information.job_errors"
+		}
+		at := ""
+		if j.LastRunStart != nil {
+			at = " (started " + j.LastRunStart.UTC().Format(time.RFC3339) + ")"
+		}
+		j.Reason = fmt.Sprintf("last run failed%s: %s; %d of %d runs failed, last success: %s", at, msg, j.Failures, j.Runs, lastSuccess)
+	case j.running:
+		j.State = JobRunning
+	case j.NextStart != nil && now.Sub(*j.NextStart) > overdueAfter:
+		j.State = JobOverdue
+		j.Reason = fmt.Sprintf("due at %s and not run for %s: is the TimescaleDB scheduler running? (timescaledb.max_background_workers, SELECT timescaledb_information.job_stats); last success: %s",
+			j.NextStart.UTC().Format(time.RFC3339), now.Sub(*j.NextStart).Round(time.Second), lastSuccess)
+	case j.LastRunStatus == "" && j.NextStart == nil && now.Sub(seen) > overdueAfter:
+		j.State = JobOverdue
+		j.Reason = fmt.Sprintf("never run since %s: is the TimescaleDB scheduler running? (timescaledb.max_background_workers)", seen.UTC().Format(time.RFC3339))
+	case j.LastRunStatus == "":
+		j.State = JobPending
+	}
+}
+
+// jobWatch holds what the last checks of one target's jobs found.
+type jobWatch struct {
+	cfg    JobsConfig
+	schema string
+	log    zerolog.Logger
+
+	mu        sync.Mutex
+	timescale bool                // the last check found the extension
+	st        JobsStatus          // guarded by mu; Jobs replaced, never modified
+	seen      map[int64]time.Time // when each job was first seen
+	checkErrs int64
+}
+
+func newJobWatch(cfg JobsConfig, schema string, log zerolog.Logger) *jobWatch {
+	return &jobWatch{cfg: cfg, schema: schema, log: log, seen: map[int64]time.Time{}}
+}
+
+// check reads the jobs once and records what it found; it logs a job when it starts or stops
+// failing.
+func (w *jobWatch) check(ctx context.Context, conn querier) error {
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
+	defer cancel()
+	jobs, ok, err := readJobs(ctx, conn, w.schema)
+	now := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err != nil {
+		w.checkErrs++
+		w.st.Error = err.Error()
+		return err
+	}
+	w.timescale = ok
+	if !ok {
+		w.st = JobsStatus{}
+		return nil
+	}
+	before := map[int64]JobStatus{}
+	for _, j := range w.st.Jobs {
+		before[j.ID] = j
+	}
+	seen := make(map[int64]time.Time, len(jobs))
+	for i := range jobs {
+		j := &jobs[i]
+		if seen[j.ID] = w.seen[j.ID]; seen[j.ID].IsZero() {
+			seen[j.ID] = now
+		}
+		judge(j, now, seen[j.ID], w.cfg.OverdueAfter)
+		was, known := before[j.ID]
+		switch {
+		case j.Failing() && (!known || !was.Failing() || was.LastError != j.LastError):
+			w.log.Error().Int64("job", j.ID).Str("kind", j.Kind).Str("relation", j.Relation).Str("state", j.State).
+				Msg("timescaledb job failing: " + j.Reason)
+		case known && was.Failing() && !j.Failing():
+			w.log.Info().Int64("job", j.ID).Str("kind", j.Kind).Str("relation", j.Relation).Str("state", j.State).
+				Msg("timescaledb job recovered")
+		}
+	}
+	w.seen = seen
+	w.st = JobsStatus{CheckedAt: &now, Jobs: jobs}
+	return nil
+}
+
+// status returns the last check's findings, nil when the database has no TimescaleDB (or
+// no check has run yet).
+func (w *jobWatch) status() *JobsStatus {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.timescale {
+		return nil
+	}
+	st := w.st
+	return &st
+}
+
+// failing returns the jobs that failed or are overdue, as last checked.
+func (w *jobWatch) failing() []JobStatus {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []JobStatus
+	for _, j := range w.st.Jobs {
+		if j.Failing() {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// WatchJobs checks the TimescaleDB jobs of the target's schema every timescale_jobs.interval
+// until ctx is cancelled, first at once: metrics, FailingJobs and Report show what the last
+// check found. It returns at once when the checks are off. A check that fails is counted
+// and logged, and leaves the previous findings in place.
+func (t *Target) WatchJobs(ctx context.Context) {
+	if t.cfg.Jobs.Interval == 0 {
+		return
+	}
+	tick := time.NewTicker(t.cfg.Jobs.Interval)
+	defer tick.Stop()
+	for {
+		if err := t.checkJobs(ctx); err != nil && ctx.Err() == nil {
+			t.warn.Warn().Err(err).Msg("check timescaledb jobs")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (t *Target) checkJobs(ctx context.Context) error {
+	conn, err := t.pool.Acquire(ctx)
+	if err != nil {
+		t.jobs.mu.Lock()
+		t.jobs.checkErrs++
+		t.jobs.st.Error = err.Error()
+		t.jobs.mu.Unlock()
+		return fmt.Errorf("check timescaledb jobs: %w", err)
+	}
+	defer conn.Release()
+	return t.jobs.check(ctx, conn)
+}
+
+// FailingJobs returns the TimescaleDB jobs of the target's schema that failed their last run
+// or are overdue, as the last check found them; none on plain PostgreSQL.
+func (t *Target) FailingJobs() []JobStatus { return t.jobs.failing() }
+
+// JobWarnings reads the jobs of a target's schema once and returns one line for each that is
+// failing, for `sluice migrate` to print. A job that never ran is not overdue here.
+func JobWarnings(ctx context.Context, cfg TargetConfig) ([]string, error) {
+	pool, err := newPool(cfg.DatabaseURL, cfg.Schema, 1)
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	w := newJobWatch(cfg.Jobs, cfg.Schema, zerolog.Nop())
+	if err := w.check(ctx, pool); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, j := range w.failing() {
+		out = append(out, j.Name()+" "+j.State+": "+j.Reason)
+	}
+	sort.Strings(out)
+	return out, nil
+}
