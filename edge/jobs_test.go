@@ -1,15 +1,12 @@
 package edge_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/sluice-iot/sluice/edge"
 	"github.com/sluice-iot/sluice/internal/pgtest"
@@ -28,12 +25,8 @@ func TestTimescaleFailingJob(t *testing.T) {
 	cfg.Sink.Targets[0].Jobs.Interval = 100 * time.Millisecond
 	site := sitetest.Start(t, cfg)
 
-	var id int64
-	db.Query(t, "", func(conn *pgx.Conn) error {
-		return conn.QueryRow(context.Background(), `SELECT job_id FROM timescaledb_information.jobs
-WHERE hypertable_schema = $1 AND hypertable_name = 'measurements_standard_1h' AND proc_name = 'policy_refresh_continuous_aggregate'`, site.Schema).Scan(&id)
-	})
-	msg := failScheduledRun(t, db, id)
+	id := db.JobID(t, site.Schema, "measurements_standard_1h", "policy_refresh_continuous_aggregate")
+	msg := db.FailScheduledRun(t, id)
 	name := fmt.Sprintf("main: job %d (refresh of measurements_standard_1h) failed: ", id)
 
 	var r edge.Readiness
@@ -84,7 +77,7 @@ WHERE hypertable_schema = $1 AND hypertable_name = 'measurements_standard_1h' AN
 	}
 
 	for _, j := range jobs {
-		recordSuccess(t, db, j.ID)
+		db.RecordJobSuccess(t, j.ID)
 	}
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if r = getJSON[edge.Readiness](t, site.HTTPAddr, "/readyz"); r.Status == "ready" && len(r.Jobs) == 0 {
@@ -97,50 +90,4 @@ WHERE hypertable_schema = $1 AND hypertable_name = 'measurements_standard_1h' AN
 	if got := gauge(t, site.Registry(), "sluice_timescale_job_healthy", ""); got != 3 {
 		t.Errorf("sum of sluice_timescale_job_healthy = %v, want 3 (every job)", got)
 	}
-}
-
-// failScheduledRun has the TimescaleDB scheduler run job id now and returns the error it
-// failed with. On TimescaleDB 2.28.3 with PostgreSQL 15.20 the scheduler fails every job
-// ("cannot drop portal"); where it runs them successfully, t is skipped, loudly.
-func failScheduledRun(t *testing.T, db pgtest.DB, id int64) string {
-	t.Helper()
-	runs := func() (n int64, status string) {
-		db.Query(t, "", func(conn *pgx.Conn) error {
-			err := conn.QueryRow(context.Background(), `SELECT coalesce(total_runs, 0), coalesce(last_run_status, '')
-FROM timescaledb_information.job_stats WHERE job_id = $1`, id).Scan(&n, &status)
-			if err == pgx.ErrNoRows {
-				return nil
-			}
-			return err
-		})
-		return n, status
-	}
-	before, _ := runs()
-	db.Exec(t, "SELECT alter_job($1, next_start => now())", id)
-	n, status := runs()
-	for deadline := time.Now().Add(2 * time.Minute); n == before; n, status = runs() {
-		if time.Now().After(deadline) {
-			t.Fatalf("job %d: the TimescaleDB scheduler did not run it within 2 minutes", id)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if status != "Failed" {
-		t.Skipf("TIMESCALEDB JOB FAILURE NOT TESTED: the scheduler of this server ran job %d successfully; the test needs a failing scheduler such as TimescaleDB 2.28.3 on PostgreSQL 15.20", id)
-	}
-	var msg string
-	db.Query(t, "", func(conn *pgx.Conn) error {
-		return conn.QueryRow(context.Background(), "SELECT err_message FROM timescaledb_information.job_errors WHERE job_id = $1 ORDER BY start_time DESC LIMIT 1", id).Scan(&msg)
-	})
-	return msg
-}
-
-// recordSuccess writes into TimescaleDB's job statistics what its scheduler writes after a
-// successful run of job id, and moves its next run a day ahead. (The scheduler of the test
-// server fails every run, and TimescaleDB records no foreground CALL run_job.)
-func recordSuccess(t *testing.T, db pgtest.DB, id int64) {
-	t.Helper()
-	db.Exec(t, "SELECT alter_job($1, next_start => now() + interval '1 day')", id)
-	db.Exec(t, `UPDATE _timescaledb_internal.bgw_job_stat SET last_start = now(), last_finish = now(), last_successful_finish = now(),
-	last_run_success = true, total_runs = total_runs + 1, total_successes = total_successes + 1, consecutive_failures = 0
-WHERE job_id = $1`, id)
 }

@@ -180,7 +180,7 @@ func judge(j *JobStatus, now, seen time.Time, overdueAfter time.Duration) {
 			at = " (started " + j.LastRunStart.UTC().Format(time.RFC3339) + ")"
 		}
 		j.Reason = fmt.Sprintf("last run failed%s: %s; %d of %d runs failed, last success: %s", at, msg, j.Failures, j.Runs, lastSuccess)
-	case j.running:
+	case j.running || j.LastRunStatus == "" && j.Runs > 0: // job_stats has no status during a run
 		j.State = JobRunning
 	case j.NextStart != nil && now.Sub(*j.NextStart) > overdueAfter:
 		j.State = JobOverdue

@@ -6,13 +6,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-iot/sluice/internal/metrictest"
-	"github.com/sluice-iot/sluice/internal/pgtest"
 )
 
 // On plain PostgreSQL a check finds nothing to report: no status, no failing job, no series.
@@ -39,63 +36,6 @@ func TestJobsPlainPostgres(t *testing.T) {
 	if err != nil || warnings != nil {
 		t.Errorf("JobWarnings: %q, %v; want none", warnings, err)
 	}
-}
-
-// jobStats is a job's row in timescaledb_information.job_stats.
-type jobStats struct {
-	runs, failures int64
-	lastRunStatus  string
-}
-
-func readJobStats(t testing.TB, db pgtest.DB, id int64) jobStats {
-	t.Helper()
-	var s jobStats
-	db.Query(t, "", func(conn *pgx.Conn) error {
-		err := conn.QueryRow(context.Background(), `SELECT coalesce(total_runs, 0), coalesce(total_failures, 0), coalesce(last_run_status, '')
-FROM timescaledb_information.job_stats WHERE job_id = $1`, id).Scan(&s.runs, &s.failures, &s.lastRunStatus)
-		if err == pgx.ErrNoRows {
-			return nil
-		}
-		return err
-	})
-	return s
-}
-
-// FailScheduledRun has the TimescaleDB scheduler run job id now and waits for the run to be
-// recorded in job_stats. The run must fail: on TimescaleDB 2.28.3 with PostgreSQL 15.20 the
-// scheduler fails every job ("cannot drop portal"); where it runs them, t is skipped, loudly.
-// It returns the job's last error from job_errors.
-func failScheduledRun(t testing.TB, db pgtest.DB, id int64) string {
-	t.Helper()
-	before := readJobStats(t, db, id)
-	db.Exec(t, "SELECT alter_job($1, next_start => now())", id)
-	deadline := time.Now().Add(2 * time.Minute)
-	var after jobStats
-	for after = readJobStats(t, db, id); after.runs == before.runs; after = readJobStats(t, db, id) {
-		if time.Now().After(deadline) {
-			t.Fatalf("job %d: the TimescaleDB scheduler did not run it within 2 minutes of alter_job(next_start => now()) (is it running? timescaledb.max_background_workers)", id)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if after.lastRunStatus != "Failed" {
-		t.Skipf("TIMESCALEDB JOB FAILURE NOT TESTED: the scheduler of this server ran job %d successfully (%+v); the test needs a failing scheduler such as TimescaleDB 2.28.3 on PostgreSQL 15.20", id, after)
-	}
-	var msg string
-	db.Query(t, "", func(conn *pgx.Conn) error {
-		return conn.QueryRow(context.Background(), "SELECT err_message FROM timescaledb_information.job_errors WHERE job_id = $1 ORDER BY start_time DESC LIMIT 1", id).Scan(&msg)
-	})
-	return msg
-}
-
-// recordSuccess writes into TimescaleDB's job statistics what its scheduler writes after a
-// successful run of job id, and moves the next run a day ahead. (The scheduler of the test
-// server fails every run, and a foreground CALL run_job is not recorded.)
-func recordSuccess(t testing.TB, db pgtest.DB, id int64) {
-	t.Helper()
-	db.Exec(t, "SELECT alter_job($1, next_start => now() + interval '1 day')", id)
-	db.Exec(t, `UPDATE _timescaledb_internal.bgw_job_stat SET last_start = now(), last_finish = now(), last_successful_finish = now(),
-	last_run_success = true, total_runs = total_runs + 1, total_successes = total_successes + 1, consecutive_failures = 0
-WHERE job_id = $1`, id)
 }
 
 // The jobs of a migrated schema are found with their kinds and relations; a failed run of the
@@ -140,7 +80,7 @@ func TestTimescaleJobHealth(t *testing.T) {
 
 	job := jobs["refresh measurements_standard_1h"]
 	id := strconvID(job.ID)
-	msg := failScheduledRun(t, db, job.ID)
+	msg := db.FailScheduledRun(t, job.ID)
 	if msg == "" {
 		t.Fatalf("job %d failed with no row in timescaledb_information.job_errors", job.ID)
 	}
@@ -154,7 +94,7 @@ func TestTimescaleJobHealth(t *testing.T) {
 	for name, want := range map[string]float64{
 		"sluice_timescale_job_last_run_success": 0,
 		"sluice_timescale_job_healthy":          0,
-		"sluice_timescale_job_failures_total":   float64(readJobStats(t, db, job.ID).failures),
+		"sluice_timescale_job_failures_total":   float64(db.Count(t, "", "SELECT total_failures FROM timescaledb_information.job_stats WHERE job_id = $1", job.ID)),
 	} {
 		if got := metrictest.Value(t, reg, name, "job", id); got != want {
 			t.Errorf("%s{job=%q} = %v, want %v", name, id, got, want)
@@ -178,7 +118,7 @@ func TestTimescaleJobHealth(t *testing.T) {
 		t.Errorf("after CALL run_job: state %q; TimescaleDB recorded a foreground run (update docs/operations.md)", job.State)
 	}
 
-	recordSuccess(t, db, job.ID)
+	db.RecordJobSuccess(t, job.ID)
 	job = check()["refresh measurements_standard_1h"]
 	if job.State != JobOK || job.Reason != "" || job.LastSuccess == nil {
 		t.Errorf("after a successful run: state %q, reason %q, last success %v; want ok", job.State, job.Reason, job.LastSuccess)

@@ -32,6 +32,7 @@ func TestJudge(t *testing.T) {
 		{"failed, no error recorded", JobStatus{scheduled: true, LastRunStatus: "Failed", Runs: 5, Failures: 1, LastSuccess: at(-time.Hour)}, time.Hour, JobFailed,
 			"no error recorded in timescaledb_information.job_errors; 1 of 5 runs failed, last success: 2026-12-05T11:00:00Z"},
 		{"failed, running again", JobStatus{scheduled: true, running: true, LastRunStatus: "Failed"}, time.Hour, JobFailed, "last run failed"},
+		{"started, not finished", JobStatus{scheduled: true, Runs: 1, LastRunStart: at(-time.Second)}, 5 * time.Hour, JobRunning, ""},
 		{"running, next start past", JobStatus{scheduled: true, running: true, LastRunStatus: "Success", NextStart: at(-3 * time.Hour)}, 5 * time.Hour, JobRunning, ""},
 		{"paused after failing", JobStatus{LastRunStatus: "Failed", NextStart: at(-3 * time.Hour)}, 5 * time.Hour, JobPaused, ""},
 	} {
