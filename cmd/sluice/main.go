@@ -185,8 +185,6 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			fmt.Fprintf(stderr, "sluice: target %s: %v\n", tc.Name, err)
 			failed = true
-		}
-		if err != nil {
 			continue
 		}
 		// Failing TimescaleDB jobs do not fail the migration, but they are worth saying here.
