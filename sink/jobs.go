@@ -291,10 +291,17 @@ func (t *Target) WatchJobs(ctx context.Context) {
 	}
 	tick := time.NewTicker(t.cfg.Jobs.Interval)
 	defer tick.Stop()
+	failing := false // log when checks start failing and work again, not every time
 	for {
-		if err := t.checkJobs(ctx); err != nil && ctx.Err() == nil {
-			t.warn.Warn().Err(err).Msg("check timescaledb jobs")
+		err := t.checkJobs(ctx)
+		switch {
+		case ctx.Err() != nil:
+		case err != nil && !failing && t.jobs.status() != nil: // silent on plain PostgreSQL
+			t.log.Warn().Err(err).Msg("timescaledb jobs cannot be checked; retrying every " + t.cfg.Jobs.Interval.String())
+		case err == nil && failing:
+			t.log.Info().Msg("timescaledb jobs checked again")
 		}
+		failing = err != nil
 		select {
 		case <-ctx.Done():
 			return
@@ -304,6 +311,8 @@ func (t *Target) WatchJobs(ctx context.Context) {
 }
 
 func (t *Target) checkJobs(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.Jobs.Timeout)
+	defer cancel()
 	conn, err := t.pool.Acquire(ctx)
 	if err != nil {
 		t.jobs.mu.Lock()
