@@ -298,7 +298,7 @@ func (t *Target) WatchJobs(ctx context.Context) {
 		case ctx.Err() != nil:
 		case err != nil && !failing && t.jobs.status() != nil: // silent on plain PostgreSQL
 			t.log.Warn().Err(err).Msg("timescaledb jobs cannot be checked; retrying every " + t.cfg.Jobs.Interval.String())
-		case err == nil && failing:
+		case err == nil && failing && t.jobs.status() != nil:
 			t.log.Info().Msg("timescaledb jobs checked again")
 		}
 		failing = err != nil
