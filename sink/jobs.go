@@ -245,7 +245,7 @@ func (w *jobWatch) check(ctx context.Context, conn querier) error {
 		switch {
 		case j.Failing() && (!known || !was.Failing() || was.LastError != j.LastError):
 			w.log.Error().Int64("job", j.ID).Str("kind", j.Kind).Str("relation", j.Relation).Str("state", j.State).
-				Msg("timescaledb job failing: " + j.Reason)
+				Str("reason", j.Reason).Msg("timescaledb job failing")
 		case known && was.Failing() && !j.Failing():
 			w.log.Info().Int64("job", j.ID).Str("kind", j.Kind).Str("relation", j.Relation).Str("state", j.State).
 				Msg("timescaledb job recovered")
