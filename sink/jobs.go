@@ -104,9 +104,10 @@ var jobKinds = map[string]string{
 }
 
 // jobsQuery reads the jobs on the hypertables and continuous aggregates of schema $1, with
-// their statistics and their last error. The jobs view names a continuous aggregate's job by
-// the view (2.23+) or by its materialization hypertable (older versions); both are mapped to
-// the view. Timestamps that are not finite (a last success of -infinity: never) read as NULL.
+// their statistics and their last error (%s: lastError, or noError for a TimescaleDB without
+// the job_errors view). The jobs view names a continuous aggregate's job by the view (2.23+)
+// or by its materialization hypertable (older versions); both are mapped to the view.
+// Timestamps that are not finite (a last success of -infinity: never) read as NULL.
 const jobsQuery = `SELECT j.job_id, j.proc_name::text, coalesce(c.view_name, j.hypertable_name)::text, j.scheduled,
 	coalesce(s.job_status, '') = 'Running', coalesce(s.last_run_status, ''),
 	CASE WHEN isfinite(s.last_run_started_at) THEN s.last_run_started_at END,
@@ -118,11 +119,16 @@ FROM timescaledb_information.jobs j
 LEFT JOIN timescaledb_information.continuous_aggregates c
 	ON c.materialization_hypertable_schema = j.hypertable_schema AND c.materialization_hypertable_name = j.hypertable_name
 LEFT JOIN timescaledb_information.job_stats s ON s.job_id = j.job_id
-LEFT JOIN LATERAL (SELECT e.err_message, coalesce(e.finish_time, e.start_time) AS at
-	FROM timescaledb_information.job_errors e WHERE e.job_id = j.job_id
-	ORDER BY e.start_time DESC LIMIT 1) e ON true
+LEFT JOIN LATERAL (%s) e ON true
 WHERE j.hypertable_schema = $1 OR c.view_schema = $1
 ORDER BY j.job_id`
+
+const (
+	lastError = `SELECT e.err_message, coalesce(e.finish_time, e.start_time) AS at
+	FROM timescaledb_information.job_errors e WHERE e.job_id = j.job_id
+	ORDER BY e.start_time DESC LIMIT 1`
+	noError = `SELECT NULL::text AS err_message, NULL::timestamptz AS at`
+)
 
 // readJobs reads the jobs of schema. It returns ok false, and no error, when the database has
 // no timescaledb extension.
@@ -131,7 +137,15 @@ func readJobs(ctx context.Context, conn querier, schema string) (jobs []JobStatu
 	if err != nil || installed == "" {
 		return nil, false, err
 	}
-	rows, err := conn.Query(ctx, jobsQuery, schema)
+	var errorsView bool
+	if err := conn.QueryRow(ctx, "SELECT to_regclass('timescaledb_information.job_errors') IS NOT NULL").Scan(&errorsView); err != nil {
+		return nil, true, fmt.Errorf("read timescaledb jobs: %w", err)
+	}
+	q := fmt.Sprintf(jobsQuery, noError)
+	if errorsView {
+		q = fmt.Sprintf(jobsQuery, lastError)
+	}
+	rows, err := conn.Query(ctx, q, schema)
 	if err != nil {
 		return nil, true, fmt.Errorf("read timescaledb jobs: %w", err)
 	}

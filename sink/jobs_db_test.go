@@ -41,7 +41,8 @@ func TestJobsPlainPostgres(t *testing.T) {
 // The jobs of a migrated schema are found with their kinds and relations; a failed run of the
 // scheduler shows as a failed job with the error job_errors holds, in the metrics too; a
 // successful CALL run_job in the foreground changes nothing TimescaleDB records; the
-// scheduler's next success makes the job ok again.
+// scheduler's next success makes the job ok again; a job left an hour past its next start is
+// overdue.
 func TestTimescaleJobHealth(t *testing.T) {
 	cfg, db := timescaleTarget(t)
 	pool := testPool(t, cfg)
@@ -128,6 +129,22 @@ func TestTimescaleJobHealth(t *testing.T) {
 	}
 	if got := metrictest.Value(t, reg, "sluice_timescale_job_healthy", "job", id); got != 1 {
 		t.Errorf("sluice_timescale_job_healthy{job=%q} = %v, want 1", id, got)
+	}
+
+	// A scheduler that does not start the job (stopped, or out of background workers) leaves
+	// its next start behind: the job is overdue an hour past it. (The scheduler was told the
+	// next start is a day ahead; only the statistics say otherwise.)
+	db.Exec(t, "UPDATE _timescaledb_internal.bgw_job_stat SET next_start = now() - interval '90 minutes' WHERE job_id = $1", job.ID)
+	if job = check()["refresh measurements_standard_1h"]; job.State != JobOverdue || !strings.Contains(job.Reason, "is the TimescaleDB scheduler running?") {
+		t.Errorf("90 minutes past its next start: state %q, reason %q; want overdue", job.State, job.Reason)
+	}
+	if got := metrictest.Value(t, reg, "sluice_timescale_job_healthy", "job", id); got != 0 {
+		t.Errorf("sluice_timescale_job_healthy{job=%q} of an overdue job = %v, want 0", id, got)
+	}
+
+	// Where there is no job_errors view, the same jobs are read without errors.
+	if n := db.Count(t, "", "SELECT count(*) FROM ("+fmt.Sprintf(jobsQuery, noError)+") q WHERE err_message IS NULL", cfg.Schema); n != int64(len(want)) {
+		t.Errorf("jobs read without job_errors: %d, want %d", n, len(want))
 	}
 }
 
