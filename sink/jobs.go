@@ -198,11 +198,11 @@ func judge(j *JobStatus, now, seen time.Time, overdueAfter time.Duration) {
 		j.State = JobRunning
 	case j.NextStart != nil && now.Sub(*j.NextStart) > overdueAfter:
 		j.State = JobOverdue
-		j.Reason = fmt.Sprintf("due at %s and not run for %s: is the TimescaleDB scheduler running? (timescaledb.max_background_workers, SELECT timescaledb_information.job_stats); last success: %s",
+		j.Reason = fmt.Sprintf("due at %s and not run for %s: is the TimescaleDB scheduler running? (timescaledb.max_background_workers, the server log); last success: %s",
 			j.NextStart.UTC().Format(time.RFC3339), now.Sub(*j.NextStart).Round(time.Second), lastSuccess)
 	case j.LastRunStatus == "" && j.NextStart == nil && now.Sub(seen) > overdueAfter:
 		j.State = JobOverdue
-		j.Reason = fmt.Sprintf("never run since %s: is the TimescaleDB scheduler running? (timescaledb.max_background_workers)", seen.UTC().Format(time.RFC3339))
+		j.Reason = fmt.Sprintf("never run since %s: is the TimescaleDB scheduler running? (timescaledb.max_background_workers, the server log)", seen.UTC().Format(time.RFC3339))
 	case j.LastRunStatus == "":
 		j.State = JobPending
 	}
@@ -231,7 +231,11 @@ func (w *jobWatch) check(ctx context.Context, conn querier) error {
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
 	defer cancel()
 	jobs, ok, err := readJobs(ctx, conn, w.schema)
-	now := time.Now()
+	return w.record(jobs, ok, err, time.Now())
+}
+
+// record keeps what a check found at now: the jobs (ok false: no TimescaleDB) or err.
+func (w *jobWatch) record(jobs []JobStatus, ok bool, err error, now time.Time) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err != nil {
@@ -256,6 +260,10 @@ func (w *jobWatch) check(ctx context.Context, conn querier) error {
 		}
 		judge(j, now, seen[j.ID], w.cfg.OverdueAfter)
 		was, known := before[j.ID]
+		if j.State == JobRunning && known && was.Failing() {
+			// A failing job's retry: job_stats forgets the last outcome until it ends.
+			j.State, j.Reason, j.LastRunStatus = was.State, was.Reason, was.LastRunStatus
+		}
 		switch {
 		case j.Failing() && (!known || !was.Failing() || was.LastError != j.LastError):
 			w.log.Error().Int64("job", j.ID).Str("kind", j.Kind).Str("relation", j.Relation).Str("state", j.State).

@@ -132,3 +132,28 @@ func exposition(t testing.TB, g prometheus.Gatherer) string {
 	}
 	return b.String()
 }
+
+// A failing job's retry is still failing while it runs (job_stats has no outcome then), and ok
+// once it succeeded.
+func TestJobRetryStaysFailing(t *testing.T) {
+	w := newJobWatch(DefaultJobsConfig(), "public", zerolog.Nop())
+	now := time.Now()
+	record := func(j JobStatus) JobStatus {
+		t.Helper()
+		j.ID, j.Kind, j.Relation, j.scheduled = 1004, "refresh", "measurements_standard_1h", true
+		if err := w.record([]JobStatus{j}, true, nil, now); err != nil {
+			t.Fatal(err)
+		}
+		return w.status().Jobs[0]
+	}
+	failed := record(JobStatus{LastRunStatus: "Failed", Runs: 1, Failures: 1, LastError: "boom"})
+	if failed.State != JobFailed {
+		t.Fatalf("state %q, want failed", failed.State)
+	}
+	if got := record(JobStatus{Runs: 2, Failures: 1, running: true}); got.State != JobFailed || got.Reason != failed.Reason {
+		t.Errorf("while the retry runs: state %q, reason %q; want %q, %q", got.State, got.Reason, JobFailed, failed.Reason)
+	}
+	if got := record(JobStatus{LastRunStatus: "Success", Runs: 2, Failures: 1}); got.State != JobOK || len(w.failing()) != 0 {
+		t.Errorf("after the retry succeeded: state %q, failing %v; want ok, none", got.State, w.failing())
+	}
+}
