@@ -122,7 +122,7 @@ type TargetConfig struct {
 	Limits RowLimits `yaml:"limits"`
 	// Storage lays out the readings: retention classes and which tenants and devices use them.
 	Storage StorageConfig `yaml:"storage"`
-	// Jobs watches the TimescaleDB jobs (policies) of the schema (jobs.go).
+	// Jobs watches the TimescaleDB jobs (policies) of the schema (jobs.go, jobs_watch.go).
 	Jobs JobsConfig `yaml:"timescale_jobs"`
 }
 

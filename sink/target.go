@@ -40,7 +40,7 @@ type Target struct {
 	m    *targetMetrics
 	pool *pgxpool.Pool
 	w    *writer
-	jobs *jobWatch // TimescaleDB job checks (jobs.go)
+	jobs *jobWatch // TimescaleDB job checks (jobs_watch.go)
 
 	mu        sync.Mutex
 	state     string
