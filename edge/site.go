@@ -178,7 +178,7 @@ func (s *Site) parts() []part {
 		s.adminPart(),         // parts.go
 	}
 	for _, t := range s.targets {
-		parts = append(parts, s.targetPart(t))
+		parts = append(parts, s.targetPart(t), jobsPart(t))
 	}
 	parts = append(parts, s.registryPart(), s.brokerPart())
 	for _, b := range s.bridges {
@@ -220,6 +220,14 @@ func (s *Site) targetPart(t *sink.Target) part {
 			}
 			return nil
 		},
+	}
+}
+
+// jobsPart watches a target's TimescaleDB jobs (nothing on plain PostgreSQL).
+func jobsPart(t *sink.Target) part {
+	return part{
+		name: "jobs " + t.Name(),
+		run:  func(ctx context.Context) error { t.WatchJobs(ctx); return nil },
 	}
 }
 

@@ -40,6 +40,7 @@ type Target struct {
 	m    *targetMetrics
 	pool *pgxpool.Pool
 	w    *writer
+	jobs *jobWatch // TimescaleDB job checks (jobs_watch.go)
 
 	mu        sync.Mutex
 	state     string
@@ -62,6 +63,8 @@ func NewTarget(cfg TargetConfig, buf *Buffer, log zerolog.Logger, reg prometheus
 	}
 	log = log.With().Str("component", "sink").Str("target", cfg.Name).Logger()
 	buf.holdFloor(consumerName(cfg.Name))
+	jobs := newJobWatch(cfg.Jobs, cfg.Schema, log)
+	reg.MustRegister(newJobCollector(cfg.Name, jobs))
 	return &Target{
 		cfg:   cfg,
 		buf:   buf,
@@ -70,6 +73,7 @@ func NewTarget(cfg TargetConfig, buf *Buffer, log zerolog.Logger, reg prometheus
 		m:     newTargetMetrics(reg, cfg.Name),
 		pool:  pool,
 		w:     newWriter(pool, cfg.Schema, cfg.Storage),
+		jobs:  jobs,
 		state: StateStarting,
 	}, nil
 }

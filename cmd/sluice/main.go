@@ -191,6 +191,15 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			fmt.Fprintf(stderr, "sluice: target %s: %v\n", tc.Name, err)
 			failed = true
+			continue
+		}
+		// Failing TimescaleDB jobs do not fail the migration, but they are worth saying here.
+		if warnings, err := sink.JobWarnings(ctx, tc); err != nil {
+			fmt.Fprintf(stderr, "sluice: target %s: %v\n", tc.Name, err)
+		} else {
+			for _, w := range warnings {
+				fmt.Fprintf(stdout, "%s: warning: timescaledb %s\n", tc.Name, w)
+			}
 		}
 	}
 	if failed {
