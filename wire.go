@@ -5,14 +5,6 @@ import (
 	"fmt"
 )
 
-// Header names on JetStream messages.
-const (
-	// HeaderKind says what a message holds: KindUplink or KindFailure.
-	HeaderKind  = "Sluice-Kind"
-	KindUplink  = "uplink"
-	KindFailure = "failure"
-)
-
 // EncodeUplink returns the wire form of u (JSON, version WireVersion).
 func EncodeUplink(u *Uplink) ([]byte, error) {
 	u.V = WireVersion

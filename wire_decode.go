@@ -1,469 +1,205 @@
 package sluice
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"strconv"
 	"time"
-	"unicode/utf8"
+
+	"github.com/sluice-iot/sluice/internal/jsonscan"
 )
 
 // decodeUplink parses the JSON of an uplink without reflection. It accepts what appendUplink
 // and encoding/json write and gives the same Uplink encoding/json would, except that keys
 // match exactly (encoding/json also accepts other letter cases) and unknown keys are skipped.
+// A null stands for the zero value wherever one is allowed.
 func decodeUplink(b []byte, u *Uplink, storeOnly bool) error {
-	s := scanner{b: b}
-	err := s.object(func(key []byte) error {
-		var err error
+	d := wireDecoder{s: jsonscan.New(b, jsonscan.Explain)}
+	s := &d.s
+	ok := d.object(func(key []byte) bool {
 		if storeOnly {
 			switch string(key) {
 			case "data", "suppressed", "warnings", "tags", "topic":
-				return s.skip()
+				return s.Skip()
 			}
 		}
+		var ok bool
 		switch string(key) {
 		case "v":
 			var n int64
-			n, err = s.int(64)
+			n, ok = d.int(64)
 			u.V = int(n)
 		case "id":
-			u.ID, err = s.string()
+			u.ID, ok = d.string()
 		case "tenant":
-			u.Tenant, err = s.string()
+			u.Tenant, ok = d.string()
 		case "device":
-			u.Device, err = s.string()
+			u.Device, ok = d.string()
 		case "topic":
-			u.Topic, err = s.string()
+			u.Topic, ok = d.string()
 		case "received_at":
-			u.ReceivedAt, err = s.time()
+			u.ReceivedAt, ok = d.time()
 		case "decoder":
-			u.Decoder, err = s.string()
+			u.Decoder, ok = d.string()
 		case "f_port":
-			if s.null() {
+			if s.Null() {
 				u.FPort = nil
-				return nil
+				return true
 			}
 			var n int64
-			n, err = s.int(64)
+			n, ok = d.int(64)
 			p := int(n)
 			u.FPort = &p
 		case "f_cnt":
-			if s.null() {
+			if s.Null() {
 				u.FCnt = nil
-				return nil
+				return true
 			}
-			var n int64
-			n, err = s.uint32()
+			var n uint64
+			n, ok = s.Uint(32)
 			c := uint32(n)
 			u.FCnt = &c
 		case "data":
-			if s.null() {
+			if s.Null() {
 				u.Data = nil
-				return nil
+				return true
 			}
 			if u.Data == nil {
 				u.Data = map[string]any{}
 			}
-			err = s.object(func(k []byte) error {
-				v, err := s.value()
+			ok = d.object(func(k []byte) bool {
+				v, ok := s.Value()
 				u.Data[string(k)] = v
-				return err
+				return ok
 			})
 		case "readings":
-			u.Readings, err = s.readings()
+			u.Readings, ok = d.readings()
 		case "suppressed":
-			u.Suppressed, err = s.readings()
+			u.Suppressed, ok = d.readings()
 		case "warnings":
-			if s.null() {
+			if s.Null() {
 				u.Warnings = nil
-				return nil
+				return true
 			}
 			u.Warnings = []string{}
-			err = s.array(func() error {
-				w, err := s.string()
+			ok = d.array(func() bool {
+				w, ok := d.string()
 				u.Warnings = append(u.Warnings, w)
-				return err
+				return ok
 			})
 		case "class":
-			u.Class, err = s.string()
+			u.Class, ok = d.string()
 		case "tags":
-			if s.null() {
+			if s.Null() {
 				u.Tags = nil
-				return nil
+				return true
 			}
 			if u.Tags == nil {
 				u.Tags = map[string]string{}
 			}
-			err = s.object(func(k []byte) error {
-				v, err := s.string()
+			ok = d.object(func(k []byte) bool {
+				v, ok := d.string()
 				u.Tags[string(k)] = v
-				return err
+				return ok
 			})
 		default:
-			_, err = s.value()
+			_, ok = s.Value()
 		}
-		return err
+		return ok
 	})
-	if err != nil {
-		return err
+	if !ok {
+		return d.err()
 	}
-	s.ws()
-	if s.i != len(s.b) {
-		return s.fail("data after the top-level value")
+	if !s.End() {
+		s.Fail("data after the top-level value")
+		return s.Err()
 	}
 	return nil
 }
 
-// scanner reads JSON from b, one value at a time.
-type scanner struct {
-	b []byte
-	i int
+// wireDecoder reads the wire form's values, where a null is the zero value, from a scanner
+// that explains what it cannot read.
+type wireDecoder struct {
+	s   jsonscan.Scanner
+	bad error // a problem beyond JSON: a time that does not parse
 }
 
-func (s *scanner) fail(what string) error {
-	return fmt.Errorf("invalid JSON at byte %d: %s", s.i, what)
+// err is why the decoding stopped.
+func (d *wireDecoder) err() error {
+	if d.bad != nil {
+		return d.bad
+	}
+	return d.s.Err()
 }
 
-func (s *scanner) ws() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
+func (d *wireDecoder) object(field func(key []byte) bool) bool {
+	return d.s.Null() || d.s.Object(field)
 }
 
-// peek returns the next non-space byte (0 at the end).
-func (s *scanner) peek() byte {
-	s.ws()
-	if s.i < len(s.b) {
-		return s.b[s.i]
-	}
-	return 0
+func (d *wireDecoder) array(elem func() bool) bool {
+	return d.s.Null() || d.s.Array(elem)
 }
 
-func (s *scanner) literal(lit string) bool {
-	if len(s.b)-s.i >= len(lit) && string(s.b[s.i:s.i+len(lit)]) == lit {
-		s.i += len(lit)
-		return true
+func (d *wireDecoder) string() (string, bool) {
+	if d.s.Null() {
+		return "", true
 	}
-	return false
+	return d.s.Str()
 }
 
-// null consumes a null if one is next.
-func (s *scanner) null() bool { return s.peek() == 'n' && s.literal("null") }
-
-// object calls field for each key of an object (or nothing for null), with the scanner on
-// the key's value; field must consume it.
-func (s *scanner) object(field func(key []byte) error) error {
-	if s.null() {
-		return nil
+func (d *wireDecoder) time() (time.Time, bool) {
+	if d.s.Null() {
+		return time.Time{}, true
 	}
-	if s.peek() != '{' {
-		return s.fail("want an object")
-	}
-	s.i++
-	if s.peek() == '}' {
-		s.i++
-		return nil
-	}
-	for {
-		if s.peek() != '"' {
-			return s.fail("want a key")
-		}
-		key, err := s.rawString()
-		if err != nil {
-			return err
-		}
-		if s.peek() != ':' {
-			return s.fail("want ':'")
-		}
-		s.i++
-		if err := field(key); err != nil {
-			return err
-		}
-		switch s.peek() {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return nil
-		default:
-			return s.fail("want ',' or '}'")
-		}
-	}
-}
-
-// array calls elem for each element of an array (or nothing for null).
-func (s *scanner) array(elem func() error) error {
-	if s.null() {
-		return nil
-	}
-	if s.peek() != '[' {
-		return s.fail("want an array")
-	}
-	s.i++
-	if s.peek() == ']' {
-		s.i++
-		return nil
-	}
-	for {
-		s.ws()
-		if err := elem(); err != nil {
-			return err
-		}
-		switch s.peek() {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			return nil
-		default:
-			return s.fail("want ',' or ']'")
-		}
-	}
-}
-
-// rawString returns the next string's contents, unescaped. The result aliases b when the
-// string has no escapes; copy it to keep it.
-func (s *scanner) rawString() ([]byte, error) {
-	if s.peek() != '"' {
-		return nil, s.fail("want a string")
-	}
-	start := s.i + 1
-	for i := start; i < len(s.b); i++ {
-		c := s.b[i]
-		switch {
-		case c == '"':
-			s.i = i + 1
-			return s.b[start:i], nil
-		case c == '\\' || c < 0x20 || c >= utf8.RuneSelf:
-			return s.slowString()
-		}
-	}
-	return nil, s.fail("unterminated string")
-}
-
-// slowString handles strings with escapes or non-ASCII bytes through encoding/json.
-func (s *scanner) slowString() ([]byte, error) {
-	start := s.i
-	i := start + 1
-	for ; i < len(s.b); i++ {
-		if s.b[i] == '\\' {
-			i++
-			continue
-		}
-		if s.b[i] == '"' {
-			break
-		}
-	}
-	if i >= len(s.b) {
-		return nil, s.fail("unterminated string")
-	}
-	var str string
-	if err := json.Unmarshal(s.b[start:i+1], &str); err != nil {
-		return nil, s.fail(err.Error())
-	}
-	s.i = i + 1
-	return []byte(str), nil
-}
-
-func (s *scanner) string() (string, error) {
-	if s.null() {
-		return "", nil
-	}
-	b, err := s.rawString()
-	return string(b), err
-}
-
-func (s *scanner) time() (time.Time, error) {
-	if s.null() {
-		return time.Time{}, nil
-	}
-	b, err := s.rawString()
-	if err != nil {
-		return time.Time{}, err
+	b, ok := d.s.Text()
+	if !ok {
+		return time.Time{}, false
 	}
 	t, err := time.Parse(time.RFC3339, string(b))
 	if err != nil {
-		return time.Time{}, fmt.Errorf("bad time before byte %d: %w", s.i, err)
+		d.bad = fmt.Errorf("bad time before byte %d: %w", d.s.Pos(), err)
+		return time.Time{}, false
 	}
-	return t, nil
+	return t, true
 }
 
-// number returns the next number's text, checked against JSON's grammar.
-func (s *scanner) number() ([]byte, error) {
-	s.ws()
-	start, i := s.i, s.i
-	digits := func() int {
-		n := 0
-		for i < len(s.b) && s.b[i] >= '0' && s.b[i] <= '9' {
-			i++
-			n++
-		}
-		return n
+func (d *wireDecoder) float() (float64, bool) {
+	if d.s.Null() {
+		return 0, true
 	}
-	if i < len(s.b) && s.b[i] == '-' {
-		i++
-	}
-	if i < len(s.b) && s.b[i] == '0' {
-		i++
-	} else if digits() == 0 {
-		return nil, s.fail("want a number")
-	}
-	if i < len(s.b) && s.b[i] == '.' {
-		i++
-		if digits() == 0 {
-			return nil, s.fail("want digits after '.'")
-		}
-	}
-	if i < len(s.b) && (s.b[i] == 'e' || s.b[i] == 'E') {
-		i++
-		if i < len(s.b) && (s.b[i] == '+' || s.b[i] == '-') {
-			i++
-		}
-		if digits() == 0 {
-			return nil, s.fail("want digits in the exponent")
-		}
-	}
-	s.i = i
-	return s.b[start:i], nil
+	return d.s.Float()
 }
 
-func (s *scanner) float() (float64, error) {
-	if s.null() {
-		return 0, nil
+func (d *wireDecoder) int(bits int) (int64, bool) {
+	if d.s.Null() {
+		return 0, true
 	}
-	n, err := s.number()
-	if err != nil {
-		return 0, err
-	}
-	f, err := strconv.ParseFloat(string(n), 64)
-	if err != nil {
-		return 0, s.fail(fmt.Sprintf("number %s: %v", n, errors.Unwrap(err)))
-	}
-	return f, nil
+	return d.s.Int(bits)
 }
 
-func (s *scanner) int(bits int) (int64, error) {
-	if s.null() {
-		return 0, nil
-	}
-	n, err := s.number()
-	if err != nil {
-		return 0, err
-	}
-	v, err := strconv.ParseInt(string(n), 10, bits)
-	if err != nil {
-		return 0, s.fail(fmt.Sprintf("number %s is not an integer of %d bits", n, bits))
-	}
-	return v, nil
-}
-
-func (s *scanner) uint32() (int64, error) {
-	n, err := s.number()
-	if err != nil {
-		return 0, err
-	}
-	v, err := strconv.ParseUint(string(n), 10, 32)
-	if err != nil {
-		return 0, s.fail(fmt.Sprintf("number %s is not an unsigned 32-bit integer", n))
-	}
-	return int64(v), nil
-}
-
-func (s *scanner) readings() ([]Reading, error) {
-	if s.null() {
-		return nil, nil
+func (d *wireDecoder) readings() ([]Reading, bool) {
+	if d.s.Null() {
+		return nil, true
 	}
 	rs := make([]Reading, 0, 8)
-	err := s.array(func() error {
+	ok := d.s.Array(func() bool {
 		var r Reading
-		err := s.object(func(key []byte) error {
-			var err error
+		ok := d.object(func(key []byte) bool {
+			var ok bool
 			switch string(key) {
 			case "metric":
-				r.Metric, err = s.string()
+				r.Metric, ok = d.string()
 			case "value":
-				r.Value, err = s.float()
+				r.Value, ok = d.float()
 			case "unit":
-				r.Unit, err = s.string()
+				r.Unit, ok = d.string()
 			case "time":
-				r.Time, err = s.time()
+				r.Time, ok = d.time()
 			default:
-				_, err = s.value()
+				_, ok = d.s.Value()
 			}
-			return err
+			return ok
 		})
 		rs = append(rs, r)
-		return err
+		return ok
 	})
-	return rs, err
-}
-
-// skip passes over the next value without building it. Strings are scanned for their end
-// only: a bad escape inside a skipped value goes unnoticed.
-func (s *scanner) skip() error {
-	switch c := s.peek(); {
-	case c == '{':
-		return s.object(func([]byte) error { return s.skip() })
-	case c == '[':
-		return s.array(s.skip)
-	case c == '"':
-		for i := s.i + 1; i < len(s.b); i++ {
-			switch s.b[i] {
-			case '\\':
-				i++
-			case '"':
-				s.i = i + 1
-				return nil
-			}
-		}
-		return s.fail("unterminated string")
-	case c == 't' && s.literal("true"), c == 'f' && s.literal("false"), c == 'n' && s.literal("null"):
-		return nil
-	case c == '-' || c >= '0' && c <= '9':
-		_, err := s.number()
-		return err
-	default:
-		return s.fail("want a value")
-	}
-}
-
-// value returns the next value as encoding/json decodes into an interface: map[string]any,
-// []any, string, float64, bool or nil.
-func (s *scanner) value() (any, error) {
-	switch c := s.peek(); {
-	case c == '{':
-		m := map[string]any{}
-		err := s.object(func(k []byte) error {
-			v, err := s.value()
-			m[string(k)] = v
-			return err
-		})
-		return m, err
-	case c == '[':
-		a := []any{}
-		err := s.array(func() error {
-			v, err := s.value()
-			a = append(a, v)
-			return err
-		})
-		return a, err
-	case c == '"':
-		return s.string()
-	case c == 't' && s.literal("true"):
-		return true, nil
-	case c == 'f' && s.literal("false"):
-		return false, nil
-	case c == 'n' && s.literal("null"):
-		return nil, nil
-	case c == '-' || c >= '0' && c <= '9':
-		return s.float()
-	default:
-		return nil, s.fail("want a value")
-	}
+	return rs, ok
 }

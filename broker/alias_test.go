@@ -12,6 +12,7 @@ import (
 	paho5 "github.com/eclipse/paho.golang/paho"
 
 	"github.com/sluice-iot/sluice/broker"
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 )
 
 // TestTopicAliasUnknown: an MQTT 5 PUBLISH with an empty topic and a topic alias the client
@@ -23,7 +24,7 @@ func TestTopicAliasUnknown(t *testing.T) {
 	b := start(t, cfg)
 	addr := b.Addrs()[0]
 
-	sub, err := connect5(t, addr, "watcher", "", "")
+	sub, err := mqtttest.Dial5(t, addr, mqtttest.Options5{ID: "watcher"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +34,7 @@ func TestTopicAliasUnknown(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	pub, err := connect5(t, addr, "aliaser", "", "")
+	pub, err := mqtttest.Dial5(t, addr, mqtttest.Options5{ID: "aliaser"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,27 +52,27 @@ func TestTopicAliasUnknown(t *testing.T) {
 			t.Fatalf("publish %d: PUBACK reason 0x%02x, want 0x00", i, pr.ReasonCode)
 		}
 	}
-	waitFor(t, "both messages through the alias", func() bool { return len(sub.received()) == 2 })
-	if got := sub.received(); got[0] != "alias/a set" || got[1] != "alias/a reuse" {
+	mqtttest.WaitFor(t, 10*time.Second, "both messages through the alias", func() bool { return len(sub.Received()) == 2 })
+	if got := sub.Received(); got[0] != "alias/a set" || got[1] != "alias/a reuse" {
 		t.Fatalf("subscriber got %q, want [alias/a set, alias/a reuse]", got)
 	}
 
 	// Alias 2 was never set on this connection; alias 1 was set on the previous connection
 	// only (aliases do not outlive their network connection).
 	refusedAlias(t, pub, 2)
-	pub, err = connect5(t, addr, "aliaser", "", "")
+	pub, err = mqtttest.Dial5(t, addr, mqtttest.Options5{ID: "aliaser"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	refusedAlias(t, pub, 1)
-	if got := sub.received(); len(got) != 2 {
+	if got := sub.Received(); len(got) != 2 {
 		t.Fatalf("subscriber got %q, want only the two messages through a known alias", got)
 	}
 }
 
 // refusedAlias publishes at QoS 1 with an empty topic and the given alias, and fails the test
 // unless the broker answers DISCONNECT 0x94 and no PUBACK.
-func refusedAlias(t *testing.T, pub *client5, n uint16) {
+func refusedAlias(t *testing.T, pub *mqtttest.Client5, n uint16) {
 	t.Helper()
 	type result struct {
 		pr  *paho5.PublishResponse
@@ -90,7 +91,7 @@ func refusedAlias(t *testing.T, pub *client5, n uint16) {
 			t.Fatalf("publish with unknown alias %d acknowledged with reason 0x%02x; want DISCONNECT 0x94", n, r.pr.ReasonCode)
 		}
 		t.Fatalf("publish with unknown alias %d: %v before any DISCONNECT; want DISCONNECT 0x94", n, r.err)
-	case lost := <-pub.lost:
+	case lost := <-pub.Lost:
 		if lost.Error() != "server disconnect 0x94" {
 			t.Fatalf("alias %d: connection ended with %v, want server disconnect 0x94", n, lost)
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluice-iot/sluice/broker"
 	"github.com/sluice-iot/sluice/edge"
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 )
 
 // TestQuickStartACLRefusesSubscription: the quick-start config (anonymous access on loopback)
@@ -34,7 +35,7 @@ func TestQuickStartACLRefusesSubscription(t *testing.T) {
 			cfg.Listeners = []broker.ListenerConfig{{ID: "tcp", Type: "tcp", Address: "127.0.0.1:0"}}
 			cfg.Auth.ACL = tc.acl
 			b := start(t, cfg)
-			c, err := connect5(t, b.Addrs()[0], "anon-"+tc.name, "", "")
+			c, err := mqtttest.Dial5(t, b.Addrs()[0], mqtttest.Options5{ID: "anon-" + tc.name})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -15,6 +15,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sluice-iot/sluice/broker"
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 )
 
 func TestPasswordLogin(t *testing.T) {
@@ -25,8 +26,8 @@ func TestPasswordLogin(t *testing.T) {
 	if _, err := connect3(t, url, "ok-3", "dev-1", "secret-dev-1", nil); err != nil {
 		t.Errorf("MQTT 3.1.1, right password: %v", err)
 	}
-	if c, err := connect5(t, addr, "ok-5", "dev-2", "secret-dev-2"); err != nil {
-		t.Errorf("MQTT 5, right password: %v (connack %+v)", err, c.connack)
+	if c, err := mqtttest.Dial5(t, addr, mqtttest.Options5{ID: "ok-5", Username: "dev-2", Password: "secret-dev-2"}); err != nil {
+		t.Errorf("MQTT 5, right password: %v (connack %+v)", err, c.Connack)
 	}
 	for _, tc := range []struct{ name, user, password string }{
 		{"wrong password", "dev-1", "secret-dev-2"},
@@ -39,9 +40,9 @@ func TestPasswordLogin(t *testing.T) {
 			if !containsErr(err, "not Authorized") {
 				t.Errorf("MQTT 3.1.1: got %v, want the CONNACK refusal 'not Authorized' (return code 5)", err)
 			}
-			c, err := connect5(t, addr, "bad-5", tc.user, tc.password)
-			if err == nil || c.connack == nil || c.connack.ReasonCode != 0x86 {
-				t.Errorf("MQTT 5: got %v (connack %+v), want CONNACK reason 0x86 bad user name or password", err, c.connack)
+			c, err := mqtttest.Dial5(t, addr, mqtttest.Options5{ID: "bad-5", Username: tc.user, Password: tc.password})
+			if err == nil || c.Connack == nil || c.Connack.ReasonCode != 0x86 {
+				t.Errorf("MQTT 5: got %v (connack %+v), want CONNACK reason 0x86 bad user name or password", err, c.Connack)
 			}
 			host, port, _ := strings.Cut(addr, ":")
 			args := []string{"-h", host, "-p", port, "-t", "sensors/dev-1/up", "-m", "{}", "-q", "1", "-i", "bad-mosq"}
@@ -106,7 +107,7 @@ func TestUsersFile(t *testing.T) {
 	cfg.Auth.ACL = []broker.ACLRule{{Topic: "tenants/%t/+/up", Access: "publish"}}
 	b := start(t, cfg)
 	addr := b.Addrs()[0]
-	c, err := connect5(t, addr, "gw-1", "gw-1", "gw-secret")
+	c, err := mqtttest.Dial5(t, addr, mqtttest.Options5{ID: "gw-1", Username: "gw-1", Password: "gw-secret"})
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
@@ -158,7 +159,7 @@ func TestACLPublishOwnTopicOnly(t *testing.T) {
 	}
 
 	// MQTT 5
-	d5, err := connect5(t, addr, "dev-1-v5", "dev-1", "secret-dev-1")
+	d5, err := mqtttest.Dial5(t, addr, mqtttest.Options5{ID: "dev-1-v5", Username: "dev-1", Password: "secret-dev-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +193,7 @@ func TestACLPublishOwnTopicOnly(t *testing.T) {
 	if resp, err := d5.Publish(ctx, &paho5.Publish{Topic: "sensors/dev-1/up", QoS: 1, Payload: []byte("marker")}); err != nil || resp.ReasonCode != 0 {
 		t.Fatalf("marker: %v %+v", err, resp)
 	}
-	waitFor(t, "the marker", func() bool {
+	mqtttest.WaitFor(t, 10*time.Second, "the marker", func() bool {
 		l := seen.list()
 		return len(l) > 0 && l[len(l)-1] == "sensors/dev-1/up marker"
 	})
@@ -283,7 +284,7 @@ func TestClientIDTakeover(t *testing.T) {
 		t.Fatalf("dev-1 reconnecting with its client id: %v", err)
 	}
 	again.Disconnect(50)
-	waitFor(t, "dev-1's session to end", func() bool { return b.Clients() == 0 })
+	mqtttest.WaitFor(t, 10*time.Second, "dev-1's session to end", func() bool { return b.Clients() == 0 })
 	if _, err := connect3(t, url, "shared-id", "dev-2", "secret-dev-2", nil); err != nil {
 		t.Errorf("dev-2 using the client id after dev-1's clean session ended: %v", err)
 	}

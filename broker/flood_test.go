@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluice-iot/sluice/broker"
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 )
 
 // heapAfterGC returns the live heap and the goroutine count once the garbage collector ran.
@@ -33,7 +34,7 @@ func TestConnectionFlood(t *testing.T) {
 	} else {
 		c.Close()
 	}
-	waitFor(t, "no clients", func() bool { return b.Clients() == 0 })
+	mqtttest.WaitFor(t, 10*time.Second, "no clients", func() bool { return b.Clients() == 0 })
 	heap0, gr0 := heapAfterGC()
 
 	const rounds, perRound = 10, 300
@@ -55,10 +56,10 @@ func TestConnectionFlood(t *testing.T) {
 			c.Close()
 		}
 	}
-	waitFor(t, "every flood client to be gone", func() bool { return b.Clients() == 0 })
+	mqtttest.WaitFor(t, 10*time.Second, "every flood client to be gone", func() bool { return b.Clients() == 0 })
 	var heap1 uint64
 	var gr1 int
-	waitFor(t, "goroutines to return to the baseline", func() bool {
+	mqtttest.WaitFor(t, 10*time.Second, "goroutines to return to the baseline", func() bool {
 		heap1, gr1 = heapAfterGC()
 		return gr1 <= gr0+5
 	})
@@ -113,7 +114,7 @@ func TestConnectionLimitBeforeConnect(t *testing.T) {
 		c.Close()
 	}
 	silent = silent[5:]
-	waitFor(t, "a real client to connect", func() bool {
+	mqtttest.WaitFor(t, 10*time.Second, "a real client to connect", func() bool {
 		c, err := rawConnect(addr, "real", "", "", 30)
 		if err == nil {
 			c.Close()

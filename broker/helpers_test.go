@@ -1,17 +1,14 @@
 package broker_test
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	paho5 "github.com/eclipse/paho.golang/paho"
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -102,67 +99,6 @@ func connect3(t testing.TB, url, id, user, password string, tc *tls.Config) (pah
 	return cl, nil
 }
 
-// client5 is an MQTT 5 client (paho.golang) and what it received.
-type client5 struct {
-	*paho5.Client
-	connack *paho5.Connack
-	mu      sync.Mutex
-	got     []string // "topic payload"
-	lost    chan error
-}
-
-// connect5 connects an MQTT 5 client over TCP.
-func connect5(t testing.TB, addr, id, user, password string) (*client5, error) {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	c := &client5{lost: make(chan error, 1)}
-	c.Client = paho5.NewClient(paho5.ClientConfig{
-		Conn: conn,
-		OnPublishReceived: []func(paho5.PublishReceived) (bool, error){func(pr paho5.PublishReceived) (bool, error) {
-			c.mu.Lock()
-			c.got = append(c.got, pr.Packet.Topic+" "+string(pr.Packet.Payload))
-			c.mu.Unlock()
-			return true, nil
-		}},
-		OnClientError: func(err error) {
-			select {
-			case c.lost <- err:
-			default:
-			}
-		},
-		OnServerDisconnect: func(d *paho5.Disconnect) {
-			select {
-			case c.lost <- fmt.Errorf("server disconnect 0x%02x", d.ReasonCode):
-			default:
-			}
-		},
-	})
-	cp := &paho5.Connect{ClientID: id, CleanStart: true, KeepAlive: 30}
-	if user != "" {
-		cp.Username, cp.UsernameFlag = user, true
-		cp.Password, cp.PasswordFlag = []byte(password), true
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ca, err := c.Connect(ctx, cp)
-	c.connack = ca
-	if err != nil {
-		conn.Close()
-		return c, err
-	}
-	t.Cleanup(func() { c.Disconnect(&paho5.Disconnect{ReasonCode: 0}) })
-	return c, nil
-}
-
-func (c *client5) received() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.got...)
-}
-
 // collector subscribes an MQTT 3.1.1 client and gathers "topic payload" strings.
 type collector struct {
 	mu  sync.Mutex
@@ -179,18 +115,6 @@ func (c *collector) list() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]string(nil), c.got...)
-}
-
-// waitFor polls cond until it holds or 10 s pass.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func containsErr(err error, sub string) bool {

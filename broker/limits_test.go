@@ -11,6 +11,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sluice-iot/sluice/broker"
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 )
 
 // A packet above max_packet_size disconnects its sender (counted as packet_too_large); the
@@ -40,19 +41,19 @@ func TestOversizedPacket(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the client sending a 2KiB packet to a 1KiB broker was not disconnected")
 	}
-	waitFor(t, "the disconnection to be counted", func() bool {
+	mqtttest.WaitFor(t, 10*time.Second, "the disconnection to be counted", func() bool {
 		return b.counter(t, "sluice_broker_disconnects_total", "reason", "packet_too_large") == 1
 	})
 
 	// MQTT 5 clients are told the limit in CONNACK.
-	c5, err := connect5(t, addr, "v5", "dev-2", "secret-dev-2")
+	c5, err := mqtttest.Dial5(t, addr, mqtttest.Options5{ID: "v5", Username: "dev-2", Password: "secret-dev-2"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := c5.connack.Properties; p == nil || p.MaximumPacketSize == nil || *p.MaximumPacketSize != 1<<10 {
+	if p := c5.Connack.Properties; p == nil || p.MaximumPacketSize == nil || *p.MaximumPacketSize != 1<<10 {
 		t.Errorf("CONNACK maximum packet size: got %+v, want 1024", p)
 	}
-	if p := c5.connack.Properties; p.ServerKeepAlive != nil {
+	if p := c5.Connack.Properties; p.ServerKeepAlive != nil {
 		t.Errorf("CONNACK server keep alive: got %d, want none for a keep-alive of 30s", *p.ServerKeepAlive)
 	}
 
@@ -64,7 +65,7 @@ func TestOversizedPacket(t *testing.T) {
 	if tok := ok.Publish("sensors/dev-1/up", 1, false, "still here"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
-	waitFor(t, "the next message", func() bool { return len(seen.list()) == 1 })
+	mqtttest.WaitFor(t, 10*time.Second, "the next message", func() bool { return len(seen.list()) == 1 })
 	if got := seen.list()[0]; got != "sensors/dev-1/up still here" {
 		t.Errorf("got %q", got)
 	}

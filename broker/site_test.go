@@ -10,6 +10,7 @@ import (
 	paho5 "github.com/eclipse/paho.golang/paho"
 
 	"github.com/sluice-iot/sluice/broker"
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 	"github.com/sluice-iot/sluice/internal/pgtest"
 	"github.com/sluice-iot/sluice/internal/sitetest"
 )
@@ -34,7 +35,7 @@ func TestSiteRefusesPublishToAnotherDevice(t *testing.T) {
 	d3.Publish("sensors/dev-2/up", 0, false, `{"temperature":-1}`).WaitTimeout(5 * time.Second)
 	d3.Publish("sensors/dev-2/up", 1, false, `{"temperature":-2}`).WaitTimeout(2 * time.Second)
 
-	d5, err := connect5(t, site.MQTTAddr, "dev-1-v5", "dev-1", "secret-dev-1")
+	d5, err := mqtttest.Dial5(t, site.MQTTAddr, mqtttest.Options5{ID: "dev-1-v5", Username: "dev-1", Password: "secret-dev-1"})
 	if err != nil {
 		t.Fatal(err)
 	}

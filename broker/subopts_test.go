@@ -11,6 +11,7 @@ import (
 	paho5 "github.com/eclipse/paho.golang/paho"
 
 	"github.com/sluice-iot/sluice/broker"
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 )
 
 // got5 is an MQTT 5 client that records what it receives, with the retain flag.
@@ -84,7 +85,7 @@ func TestSubscriptionOptions(t *testing.T) {
 		t.Helper()
 		g.sub(t, paho5.SubscribeOptions{Topic: "opts/marker/" + fmt.Sprint(&g.Client), QoS: 1})
 		other.pub(t, "opts/marker/"+fmt.Sprint(&g.Client), "end", false)
-		waitFor(t, "the marker", func() bool {
+		mqtttest.WaitFor(t, 10*time.Second, "the marker", func() bool {
 			l := g.list()
 			return len(l) > 0 && l[len(l)-1] == "opts/marker/"+fmt.Sprint(&g.Client)+" end retain=false"
 		})

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sluice-iot/sluice/broker"
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 )
 
 // testCA is a certificate authority generated for one test.
@@ -152,7 +153,7 @@ func TestTLS(t *testing.T) {
 		}
 	})
 
-	waitFor(t, "messages over TLS", func() bool { return len(seen.list()) >= 2 })
+	mqtttest.WaitFor(t, 10*time.Second, "messages over TLS", func() bool { return len(seen.list()) >= 2 })
 	if got := b.counter(t, "sluice_broker_logins_total", "method", "certificate"); got != 1 {
 		t.Errorf("sluice_broker_logins_total{method=certificate}: got %v, want 1", got)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluice-iot/sluice/broker"
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 )
 
 func TestWebSocket(t *testing.T) {
@@ -48,7 +49,7 @@ func TestWebSocket(t *testing.T) {
 	if tok := ws.Publish("sensors/dev-2/up", 1, false, big); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("publish 100KiB over ws: %v", tok.Error())
 	}
-	waitFor(t, "three messages over WebSocket", func() bool { return len(seen.list()) >= 3 })
+	mqtttest.WaitFor(t, 10*time.Second, "three messages over WebSocket", func() bool { return len(seen.list()) >= 3 })
 	// Messages from different clients may arrive in any order.
 	got := seen.list()
 	sort.Strings(got)

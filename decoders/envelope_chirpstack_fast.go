@@ -1,8 +1,14 @@
 package decoders
 
-// The fast path of ChirpStack event decoding: a jsonReader fills chirpStackEvent exactly as
-// encoding/json would, or gives up and leaves the event to encoding/json (see jsonReader).
-// FuzzUnwrapMatchesLegacy holds the two to the same results.
+// The fast path of ChirpStack event decoding: a scanner with the Plain policy (jsonscan) fills
+// chirpStackEvent exactly as encoding/json would, or gives up and leaves the event to
+// encoding/json. FuzzUnwrapMatchesLegacy holds the two to the same results.
+
+import (
+	"strconv"
+
+	"github.com/sluice-iot/sluice/internal/jsonscan"
+)
 
 // chirpStackFields are the members of a ChirpStack event chirpStackEvent keeps, in the order
 // readFast numbers them.
@@ -17,52 +23,53 @@ var chirpStackFields = []string{
 // not use, which it only type-checks, and ev.object, which it fills with the decoded object;
 // false when b needs encoding/json, leaving ev partly filled.
 func (ev *chirpStackEvent) readFast(b []byte) bool {
-	r := &jsonReader{b: b}
-	ok := r.fields(chirpStackFields, func(i int) (ok bool) {
+	sc := jsonscan.New(b, jsonscan.Plain)
+	r := &sc
+	ok := r.Fields(chirpStackFields, func(i int) (ok bool) {
 		switch i {
 		case 0:
-			ev.DeduplicationID, ok = r.str()
+			ev.DeduplicationID, ok = r.Str()
 		case 1:
-			ev.Time, ok = r.str()
+			ev.Time, ok = r.Str()
 		case 2:
 			ev.DeviceInfo = new(chirpStackDeviceInfo)
 			ok = ev.DeviceInfo.readFast(r)
 		case 3:
-			ev.DevAddr, ok = r.str()
+			ev.DevAddr, ok = r.Str()
 		case 4:
-			ev.DR, ok = ptr(r.int())
+			ev.DR, ok = ptr(intOf(r))
 		case 5:
 			var v uint64
-			v, ok = r.uint(32)
+			v, ok = r.Uint(32)
 			fcnt := uint32(v)
 			ev.FCnt = &fcnt
 		case 6:
-			ev.FPort, ok = ptr(r.int())
+			ev.FPort, ok = ptr(intOf(r))
 		case 7:
-			ev.Data, ok = ptr(r.str())
+			ev.Data, ok = ptr(r.Str())
 		case 8:
-			r.space()
-			start := r.i
-			if r.peek() == '{' {
+			r.Space()
+			start := r.Pos()
+			if r.Peek() == '{' {
 				var v any
-				v, ok = r.value()
+				v, ok = r.Value()
 				ev.object, _ = v.(map[string]any)
 			} else {
-				ok = r.skip()
+				ok = r.Skip()
 			}
-			ev.Object = r.b[start:r.i]
+			ev.Object = b[start:r.Pos()]
 		case 9:
 			ev.RxInfo = []chirpStackRxInfo{}
-			ok = r.array(func() bool {
+			ok = r.Array(func() bool {
 				var rx chirpStackRxInfo
-				ok := r.fields(chirpStackRxFields, func(i int) (ok bool) {
+				ok := r.Fields(chirpStackRxFields, func(i int) (ok bool) {
 					switch i {
 					case 0:
-						ok = r.isString() // unused: GatewayID stays ""
+						_, ok = r.Text() // unused: GatewayID stays ""
 					case 1:
-						rx.RSSI, ok = ptr(r.float())
+						rx.RSSI, ok = ptr(r.Float())
 					case 2:
-						rx.SNR, ok = ptr(r.float())
+						rx.SNR, ok = ptr(r.Float())
 					}
 					return ok
 				})
@@ -73,57 +80,57 @@ func (ev *chirpStackEvent) readFast(b []byte) bool {
 			ev.TxInfo = new(chirpStackTxInfo)
 			ok = ev.TxInfo.readFast(r)
 		case 11:
-			ev.Margin, ok = ptr(r.int())
+			ev.Margin, ok = ptr(intOf(r))
 		case 12:
-			ev.ExternalPowerSource, ok = r.boolean()
+			ev.ExternalPowerSource, ok = r.Bool()
 		case 13:
-			ev.BatteryLevelUnavailable, ok = r.boolean()
+			ev.BatteryLevelUnavailable, ok = r.Bool()
 		case 14:
-			ev.BatteryLevel, ok = ptr(r.float())
+			ev.BatteryLevel, ok = ptr(r.Float())
 		case 15:
-			ev.Level, ok = r.str()
+			ev.Level, ok = r.Str()
 		case 16:
-			ev.Code, ok = r.str()
+			ev.Code, ok = r.Str()
 		case 17:
-			ev.Description, ok = r.str()
+			ev.Description, ok = r.Str()
 		case 18:
-			ev.QueueItemID, ok = r.str()
+			ev.QueueItemID, ok = r.Str()
 		case 19:
-			ev.DownlinkID, ok = r.raw()
+			ev.DownlinkID, ok = r.Raw()
 		case 20:
 			ev.Location = new(locationJSON)
 			ok = ev.Location.readFast(r)
 		case 21:
-			ev.IntegrationName, ok = r.str()
+			ev.IntegrationName, ok = r.Str()
 		}
 		return ok
 	})
-	return ok && r.end()
+	return ok && r.End()
 }
 
 var chirpStackDeviceInfoFields = []string{
 	"tenantId", "tenantName", "applicationId", "applicationName", "deviceName", "devEui", "tags",
 }
 
-func (di *chirpStackDeviceInfo) readFast(r *jsonReader) bool {
-	return r.fields(chirpStackDeviceInfoFields, func(i int) (ok bool) {
+func (di *chirpStackDeviceInfo) readFast(r *jsonscan.Scanner) bool {
+	return r.Fields(chirpStackDeviceInfoFields, func(i int) (ok bool) {
 		switch i {
 		case 0:
-			di.TenantID, ok = r.str()
+			di.TenantID, ok = r.Str()
 		case 1:
-			ok = r.isString() // unused: TenantName stays ""
+			_, ok = r.Text() // unused: TenantName stays ""
 		case 2:
-			di.ApplicationID, ok = r.str()
+			di.ApplicationID, ok = r.Str()
 		case 3:
-			ok = r.isString() // unused: ApplicationName stays ""
+			_, ok = r.Text() // unused: ApplicationName stays ""
 		case 4:
-			di.DeviceName, ok = r.str()
+			di.DeviceName, ok = r.Str()
 		case 5:
-			di.DevEUI, ok = r.str()
+			di.DevEUI, ok = r.Str()
 		case 6:
 			di.Tags = map[string]string{}
-			ok = r.object(func(key []byte) bool {
-				v, ok := r.str()
+			ok = r.Object(func(key []byte) bool {
+				v, ok := r.Str()
 				di.Tags[string(key)] = v
 				return ok
 			})
@@ -140,20 +147,20 @@ var (
 	chirpStackLoRaFields       = []string{"bandwidth", "spreadingFactor"}
 )
 
-func (tx *chirpStackTxInfo) readFast(r *jsonReader) bool {
-	return r.fields(chirpStackTxFields, func(i int) (ok bool) {
+func (tx *chirpStackTxInfo) readFast(r *jsonscan.Scanner) bool {
+	return r.Fields(chirpStackTxFields, func(i int) (ok bool) {
 		if i == 0 {
-			tx.Frequency, ok = r.uint(64)
+			tx.Frequency, ok = r.Uint(64)
 			return ok
 		}
-		return r.fields(chirpStackModulationFields, func(int) bool {
+		return r.Fields(chirpStackModulationFields, func(int) bool {
 			l := new(chirpStackLoRa)
 			tx.Modulation.LoRa = l
-			return r.fields(chirpStackLoRaFields, func(i int) (ok bool) {
+			return r.Fields(chirpStackLoRaFields, func(i int) (ok bool) {
 				if i == 0 {
-					l.Bandwidth, ok = r.int()
+					l.Bandwidth, ok = intOf(r)
 				} else {
-					l.SpreadingFactor, ok = r.int()
+					l.SpreadingFactor, ok = intOf(r)
 				}
 				return ok
 			})
@@ -163,20 +170,26 @@ func (tx *chirpStackTxInfo) readFast(r *jsonReader) bool {
 
 var locationFields = []string{"latitude", "longitude", "altitude", "accuracy"}
 
-func (l *locationJSON) readFast(r *jsonReader) bool {
-	return r.fields(locationFields, func(i int) (ok bool) {
+func (l *locationJSON) readFast(r *jsonscan.Scanner) bool {
+	return r.Fields(locationFields, func(i int) (ok bool) {
 		switch i {
 		case 0:
-			l.Latitude, ok = r.float()
+			l.Latitude, ok = r.Float()
 		case 1:
-			l.Longitude, ok = r.float()
+			l.Longitude, ok = r.Float()
 		case 2:
-			l.Altitude, ok = r.float()
+			l.Altitude, ok = r.Float()
 		case 3:
-			l.Accuracy, ok = ptr(r.float())
+			l.Accuracy, ok = ptr(r.Float())
 		}
 		return ok
 	})
+}
+
+// intOf reads a number as encoding/json reads it into an int.
+func intOf(r *jsonscan.Scanner) (int, bool) {
+	v, ok := r.Int(strconv.IntSize)
+	return int(v), ok
 }
 
 // ptr is a pointer to v, for the optional members encoding/json decodes into pointers.

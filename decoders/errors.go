@@ -77,7 +77,7 @@ func Reason(err error) string {
 
 // scriptFailure turns an error from goja into a cause and the script position it names. A
 // script's exception reaches it already turned into text (*thrownError, see vm.settle).
-func scriptFailure(err error) (cause error, line, col int) {
+func scriptFailure(err error) (line, col int, cause error) {
 	var (
 		interrupted *goja.InterruptedError
 		overflow    *goja.StackOverflowError
@@ -90,31 +90,31 @@ func scriptFailure(err error) (cause error, line, col int) {
 	case errors.As(err, &interrupted):
 		line, col = position(interrupted.Stack())
 		if cause, ok := interrupted.Value().(error); ok && cause != ErrTimeout {
-			return fmt.Errorf("script interrupted: %w", cause), line, col // the caller's context
+			return line, col, fmt.Errorf("script interrupted: %w", cause) // the caller's context
 		}
-		return ErrTimeout, line, col
+		return line, col, ErrTimeout
 	case errors.As(err, &overflow):
 		line, col = position(overflow.Stack())
-		return ErrStackOverflow, line, col
+		return line, col, ErrStackOverflow
 	case errors.As(err, &thrown):
-		return fmt.Errorf("%w: %s", ErrThrown, thrown.msg), thrown.line, thrown.col
+		return thrown.line, thrown.col, fmt.Errorf("%w: %s", ErrThrown, thrown.msg)
 	case errors.As(err, &syntax):
 		if syntax.File != nil {
 			p := syntax.File.Position(syntax.Offset)
 			line, col = p.Line, p.Column
 		}
-		return fmt.Errorf("syntax error: %s", syntax.Message), line, col
+		return line, col, fmt.Errorf("syntax error: %s", syntax.Message)
 	case errors.As(err, &parseList) && len(parseList) > 0:
 		e := parseList[0]
 		msg := e.Message
 		if len(parseList) > 1 {
 			msg = fmt.Sprintf("%s (and %d more errors)", msg, len(parseList)-1)
 		}
-		return fmt.Errorf("syntax error: %s", msg), e.Position.Line, e.Position.Column
+		return e.Position.Line, e.Position.Column, fmt.Errorf("syntax error: %s", msg)
 	case errors.As(err, &parseErr):
-		return fmt.Errorf("syntax error: %s", parseErr.Message), parseErr.Position.Line, parseErr.Position.Column
+		return parseErr.Position.Line, parseErr.Position.Column, fmt.Errorf("syntax error: %s", parseErr.Message)
 	default:
-		return err, 0, 0
+		return 0, 0, err
 	}
 }
 

@@ -85,12 +85,12 @@ func compile(name, file string, src []byte, cfg Config, opts ScriptOptions) (*pr
 	// Parse apart from compiling: goja.Compile drops the position of syntax errors.
 	ast, err := parser.ParseFile(nil, file, string(src), 0)
 	if err != nil {
-		cause, line, col := scriptFailure(err)
+		line, col, cause := scriptFailure(err)
 		return nil, &CompileError{File: file, Line: line, Column: col, Err: cause}
 	}
 	prg, err := goja.CompileAST(ast, false)
 	if err != nil {
-		cause, line, col := scriptFailure(err)
+		line, col, cause := scriptFailure(err)
 		return nil, &CompileError{File: file, Line: line, Column: col, Err: cause}
 	}
 	p := &program{
@@ -100,7 +100,7 @@ func compile(name, file string, src []byte, cfg Config, opts ScriptOptions) (*pr
 	}
 	first, err := newVM(p)
 	if err != nil {
-		cause, line, col := scriptFailure(err)
+		line, col, cause := scriptFailure(err)
 		return nil, &CompileError{File: file, Line: line, Column: col, Err: cause}
 	}
 	p.entry = first.entry
@@ -124,7 +124,7 @@ func (s *Script) Decode(ctx context.Context, in *Input) (*Output, error) {
 	out, err := p.decode(ctx, in)
 	if err != nil {
 		de := &DecodeError{Decoder: s.name, Device: in.Device, Err: err}
-		de.Err, de.Line, de.Column = scriptFailure(err)
+		de.Line, de.Column, de.Err = scriptFailure(err)
 		return nil, de
 	}
 	return out, nil

@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/sluice-iot/sluice/internal/metrictest"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -90,39 +92,15 @@ func TestOpen(t *testing.T) {
 	if _, err := d.Decode(context.Background(), &Input{FPort: 9, Bytes: []byte{1}}); !errors.Is(err, ErrReported) {
 		t.Errorf("err = %v, want ErrReported", err)
 	}
-	if got := counterValue(t, reg, "sluice_decoder_calls_total", "dragino/lht65"); got != 2 {
+	if got := metrictest.Labelled(t, reg, "sluice_decoder_calls_total", prometheus.Labels{"decoder": "dragino/lht65"}); got != 2 {
 		t.Errorf("calls = %v, want 2", got)
 	}
-	if got := counterValue(t, reg, "sluice_decoder_failures_total", "dragino/lht65", "reported"); got != 1 {
+	if got := metrictest.Labelled(t, reg, "sluice_decoder_failures_total", prometheus.Labels{"decoder": "dragino/lht65", "reason": "reported"}); got != 1 {
 		t.Errorf("failures{reason=reported} = %v, want 1", got)
 	}
 	if err := s.Check("nope"); err == nil || !strings.Contains(err.Error(), `unknown decoder "nope" (known: cayenne-lpp, counter,`) {
 		t.Errorf("Check = %v", err)
 	}
-}
-
-// counterValue reads a counter (or a histogram's count) from reg by label values in order.
-func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range mf.GetMetric() {
-			for i, lp := range m.GetLabel() {
-				if i < len(labels) && lp.GetValue() != labels[i] {
-					continue metrics
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
 }
 
 func TestOpenReportsEveryBrokenScript(t *testing.T) {
@@ -292,17 +270,17 @@ func TestMetricsTimeouts(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name   string
-		labels []string
+		labels prometheus.Labels
 		want   float64
 	}{
-		{"sluice_decoder_calls_total", []string{"loop"}, 2},
-		{"sluice_decoder_timeouts_total", []string{"loop"}, 1},
-		{"sluice_decoder_failures_total", []string{"loop", "timeout"}, 1},
-		{"sluice_decoder_runtimes_total", []string{"loop", "discarded"}, 1},
-		{"sluice_decoder_runtimes_total", []string{"loop", "created"}, 2},
-		{"sluice_decoder_reloads_total", []string{"ok"}, 1},
+		{"sluice_decoder_calls_total", prometheus.Labels{"decoder": "loop"}, 2},
+		{"sluice_decoder_timeouts_total", prometheus.Labels{"decoder": "loop"}, 1},
+		{"sluice_decoder_failures_total", prometheus.Labels{"decoder": "loop", "reason": "timeout"}, 1},
+		{"sluice_decoder_runtimes_total", prometheus.Labels{"decoder": "loop", "event": "discarded"}, 1},
+		{"sluice_decoder_runtimes_total", prometheus.Labels{"decoder": "loop", "event": "created"}, 2},
+		{"sluice_decoder_reloads_total", prometheus.Labels{"result": "ok"}, 1},
 	} {
-		if got := counterValue(t, reg, c.name, c.labels...); got != c.want {
+		if got := metrictest.Labelled(t, reg, c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}

@@ -17,14 +17,17 @@ import (
 // Readiness is the body of /readyz.
 type Readiness struct {
 	// Status is "ready", "degraded" (ingest works, but a sink cannot reach its database and
-	// readings are buffered, or the buffer has 10 % of its budget or less left) or
-	// "unavailable" (ingest cannot store). Buffer is "ok", "near_full", "full" or
-	// "unavailable".
+	// readings are buffered, or the buffer has 10 % of its budget or less left, or a
+	// TimescaleDB job of a target failed or is overdue) or "unavailable" (ingest cannot
+	// store). Buffer is "ok", "near_full", "full" or "unavailable".
 	Status string            `json:"status"`
 	Broker string            `json:"broker"`
 	Buffer string            `json:"buffer"`
 	Sinks  map[string]string `json:"sinks"`
 	Errors map[string]string `json:"errors,omitempty"`
+	// Jobs names each failing TimescaleDB job with why, "<target>: job <id> (<kind> of
+	// <relation>) failed: <reason>", as the last check found it.
+	Jobs []string `json:"jobs,omitempty"`
 }
 
 // Ready reports the site's readiness.
@@ -55,6 +58,12 @@ func (s *Site) Ready(ctx context.Context) Readiness {
 		}
 		if state != "ok" && r.Status == "ready" {
 			r.Status = "degraded"
+		}
+		for _, j := range t.FailingJobs() {
+			r.Jobs = append(r.Jobs, t.Name()+": "+j.Name()+" "+j.State+": "+j.Reason)
+			if r.Status == "ready" {
+				r.Status = "degraded"
+			}
 		}
 	}
 	return r

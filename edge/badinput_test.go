@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluice-iot/sluice/hooks"
 	"github.com/sluice-iot/sluice/internal/metrictest"
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 	"github.com/sluice-iot/sluice/internal/sitetest"
 )
 
@@ -21,7 +22,7 @@ import (
 // reading; each ends on the error or dead-letter subject with an error that says what is wrong.
 func TestBadInputIsRefused(t *testing.T) {
 	cfg := sitetest.Config(t)
-	cfg.NATS.Listen = freeAddr(t)
+	cfg.NATS.Listen = mqtttest.FreeAddr(t)
 	// A script that names its readings with lone surrogates: both names are "t\uFFFDa" in Go.
 	scripts := t.TempDir()
 	if err := os.WriteFile(filepath.Join(scripts, "surrogate.js"), []byte(`function decodeUplink(input) {
@@ -32,7 +33,7 @@ func TestBadInputIsRefused(t *testing.T) {
 	cfg.Decoders.ScriptsDir = scripts
 	cfg.Routes = append(cfg.Routes, hooks.RouteConfig{Topic: "js/{device}/up", Decoder: "surrogate", Tenant: "default"})
 	site := sitetest.Start(t, cfg)
-	cl := connect(t, site.MQTTAddr, "careless")
+	cl := mqtttest.Connect(t, site.MQTTAddr, "careless")
 	publish := func(device, payload string) {
 		t.Helper()
 		if tok := cl.Publish("sensors/"+device+"/up", 1, false, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluice-iot/sluice/edge"
 	"github.com/sluice-iot/sluice/internal/metrictest"
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 	"github.com/sluice-iot/sluice/internal/pgtest"
 	"github.com/sluice-iot/sluice/internal/sitetest"
 	"github.com/sluice-iot/sluice/internal/tcpproxy"
@@ -39,8 +40,8 @@ func TestDiskBudgetRefusesThenRecovers(t *testing.T) {
 	cfg, proxy := proxiedConfig(t)
 	cfg.NATS.MaxBytes = 1 << 20
 	site := sitetest.Start(t, cfg)
-	v5 := connect5(t, site.MQTTAddr, "budget-v5")
-	v3 := connect(t, site.MQTTAddr, "budget-v3")
+	v5 := mqtttest.Connect5(t, site.MQTTAddr, "budget-v5")
+	v3 := mqtttest.Connect(t, site.MQTTAddr, "budget-v3")
 	defer v3.Disconnect(100)
 
 	note := strings.Repeat("x", 4000) // a bulky uplink: the budget fills after ~250 of them

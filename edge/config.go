@@ -14,9 +14,11 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sluice-iot/sluice"
+	"github.com/sluice-iot/sluice/bridge"
 	"github.com/sluice-iot/sluice/broker"
 	"github.com/sluice-iot/sluice/decoders"
 	"github.com/sluice-iot/sluice/hooks"
+	"github.com/sluice-iot/sluice/registry"
 	"github.com/sluice-iot/sluice/sink"
 )
 
@@ -38,9 +40,9 @@ type Config struct {
 	// Registry, Dedup and Subscribe serve LoRaWAN network servers (docs/lorawan.md): the
 	// device registry, the multi-gateway de-duplication window, and subscriptions to other
 	// brokers feeding the same routes.
-	Registry  hooks.RegistryConfig     `yaml:"registry"`
-	Dedup     hooks.DedupConfig        `yaml:"dedup"`
-	Subscribe []hooks.SubscriberConfig `yaml:"subscribe"`
+	Registry  registry.Config   `yaml:"registry"`
+	Dedup     hooks.DedupConfig `yaml:"dedup"`
+	Subscribe []bridge.Config   `yaml:"subscribe"`
 	Sink      struct {
 		Targets []sink.TargetConfig `yaml:"targets"`
 	} `yaml:"sink"`
@@ -70,7 +72,7 @@ func DefaultConfig() Config {
 		MQTT:            broker.DefaultConfig(),
 		NATS:            sink.DefaultBufferConfig(),
 		Decoders:        decoders.DefaultConfig(),
-		Registry:        hooks.DefaultRegistryConfig(),
+		Registry:        registry.DefaultConfig(),
 		Dedup:           hooks.DefaultDedupConfig(),
 		ShutdownTimeout: 15 * time.Second,
 	}

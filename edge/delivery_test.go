@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sluice-iot/sluice/edge"
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 	"github.com/sluice-iot/sluice/internal/pgtest"
 	"github.com/sluice-iot/sluice/internal/sitetest"
 	"github.com/sluice-iot/sluice/internal/tcpproxy"
@@ -26,7 +27,7 @@ type stream struct {
 
 func startStream(t *testing.T, addr, device string, interval time.Duration) *stream {
 	s := &stream{stop: make(chan struct{})}
-	cl := connect(t, addr, "stream-"+device)
+	cl := mqtttest.Connect(t, addr, "stream-"+device)
 	s.done.Add(1)
 	go func() {
 		defer s.done.Done()

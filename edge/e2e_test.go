@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 	"github.com/sluice-iot/sluice/internal/pgtest"
 	"github.com/sluice-iot/sluice/internal/sitetest"
 )
@@ -74,7 +75,7 @@ func TestTenThousandQoS1Messages(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cl := connect(t, site.MQTTAddr, fmt.Sprintf("load-%d", c))
+			cl := mqtttest.Connect(t, site.MQTTAddr, fmt.Sprintf("load-%d", c))
 			defer cl.Disconnect(100)
 			for i := range perClient {
 				tok := cl.Publish(fmt.Sprintf("sensors/dev-%d/up", c), 1, false,

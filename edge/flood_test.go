@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-iot/sluice/edge"
 	"github.com/sluice-iot/sluice/hooks"
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 	"github.com/sluice-iot/sluice/internal/sitetest"
 )
 
@@ -54,9 +55,9 @@ func deviceRows(t *testing.T, site *sitetest.Site, device string, want int64) in
 // normal rate on another connection loses nothing.
 func TestFloodLimitMQTT311(t *testing.T) {
 	site := sitetest.Start(t, floodConfig(t))
-	flood := connect(t, site.MQTTAddr, "flood-v3")
+	flood := mqtttest.Connect(t, site.MQTTAddr, "flood-v3")
 	defer flood.Disconnect(100)
-	normal := connect(t, site.MQTTAddr, "normal-v3")
+	normal := mqtttest.Connect(t, site.MQTTAddr, "normal-v3")
 	defer normal.Disconnect(100)
 
 	const floodQoS1, floodQoS0, normalN = 50, 20, 200
@@ -104,8 +105,8 @@ func TestFloodLimitMQTT311(t *testing.T) {
 // normal device loses nothing.
 func TestFloodLimitMQTT5(t *testing.T) {
 	site := sitetest.Start(t, floodConfig(t))
-	flood := connect5(t, site.MQTTAddr, "flood-v5")
-	normal := connect5(t, site.MQTTAddr, "normal-v5")
+	flood := mqtttest.Connect5(t, site.MQTTAddr, "flood-v5")
+	normal := mqtttest.Connect5(t, site.MQTTAddr, "normal-v5")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 

@@ -3,25 +3,19 @@ package edge
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/sluice-iot/sluice/hooks"
+	"github.com/sluice-iot/sluice/registry"
 )
 
-// Subscriptions feed the ingest pipeline.
-var _ hooks.Handler = (*hooks.Ingest)(nil)
+// The registry serves the ingest hook's LoRaWAN routes.
+var _ hooks.Devices = (*registry.Registry)(nil)
 
-// lorawan is the part of a site serving LoRaWAN network servers: the device registry (reloaded
-// while the site runs), the de-duplication window, and the subscriptions to other brokers.
-type lorawan struct {
-	registry    *hooks.Registry
-	subscribers []*hooks.Subscriber
-}
-
-// newLoRaWAN builds the registry, the de-duplication window and the subscriptions, and gives
-// them to the ingest hook. The registry file is read here, so its problems stop the start.
-func (s *Site) newLoRaWAN() error {
-	reg, err := hooks.NewRegistry(s.cfg.Registry, s.ingest.Decoders(), s.log, s.reg)
+// newLoRaWAN builds what the ingest hook needs for LoRaWAN network servers into its parts:
+// the device registry (reloaded while the site runs) and the de-duplication window. The
+// registry file is read here, so its problems stop the start.
+func (s *Site) newLoRaWAN(parts *hooks.IngestParts) error {
+	reg, err := registry.New(s.cfg.Registry, s.decoders, s.log, s.reg)
 	if err != nil {
 		return fmt.Errorf("registry: %w", err)
 	}
@@ -29,39 +23,27 @@ func (s *Site) newLoRaWAN() error {
 	if err != nil {
 		return fmt.Errorf("dedup: %w", err)
 	}
-	s.ingest.UseLoRaWAN(reg, dedup)
+	parts.Registry, parts.Dedup = reg, dedup
 	for i, r := range s.cfg.Routes {
 		if p := r.LoRaWAN.UnknownDevices; s.cfg.Registry.File == "" && (p == hooks.PolicyPark || p == hooks.PolicyReject) {
 			s.log.Warn().Str("component", "registry").Int("route", i).Str("unknown_devices", p).
 				Msg("no registry.file: every device on this route is unknown and is " + p + "ed")
 		}
 	}
-	s.lorawan.registry = reg
-	metrics := hooks.NewSubscriberMetrics(s.reg)
-	for i, sc := range s.cfg.Subscribe {
-		sub, err := hooks.NewSubscriber(sc, s.ingest, s.log, metrics)
-		if err != nil {
-			return fmt.Errorf("subscribe[%d]: %w", i, err)
-		}
-		s.lorawan.subscribers = append(s.lorawan.subscribers, sub)
-	}
+	s.registry = reg
 	return nil
 }
 
-// startLoRaWAN starts the registry watcher and the subscriptions; stop ends them and waits.
-func (s *Site) startLoRaWAN() (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := s.lorawan.registry.Run(ctx); err != nil {
-			s.log.Error().Err(err).Str("component", "registry").Msg("registry not watched: changes need a restart")
-		}
-	})
-	for _, sub := range s.lorawan.subscribers {
-		wg.Go(func() { sub.Run(ctx) })
-	}
-	return func() {
-		cancel()
-		wg.Wait()
+// registryPart reloads the device registry when its file changes (when registry.watch is on).
+// A watch that cannot start is logged: the site runs on, and changes need a restart.
+func (s *Site) registryPart() part {
+	return part{
+		name: "registry",
+		run: func(ctx context.Context) error {
+			if err := s.registry.Run(ctx); err != nil {
+				s.log.Error().Err(err).Str("component", "registry").Msg("registry not watched: changes need a restart")
+			}
+			return nil
+		},
 	}
 }

@@ -17,10 +17,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
+	"github.com/sluice-iot/sluice/bridge"
 	"github.com/sluice-iot/sluice/decoders"
 	"github.com/sluice-iot/sluice/edge"
 	"github.com/sluice-iot/sluice/hooks"
 	"github.com/sluice-iot/sluice/internal/metrictest"
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 	"github.com/sluice-iot/sluice/internal/pgtest"
 	"github.com/sluice-iot/sluice/internal/sitetest"
 )
@@ -159,7 +161,7 @@ func TestLoRaWANRegistryReloadWhileTrafficFlows(t *testing.T) {
 	cfg.Registry.File = filepath.Join(t.TempDir(), "devices.yaml")
 	writeFile(t, cfg.Registry.File, "devices:\n  - device: a840414bf185f3b2\n    tenant: barn\n")
 	site := sitetest.Start(t, cfg)
-	cl := connect(t, site.MQTTAddr, "chirpstack-ns")
+	cl := mqtttest.Connect(t, site.MQTTAddr, "chirpstack-ns")
 	defer cl.Disconnect(100)
 	const topic = "application/17c82e96-be03-4f38-aef3-f83d48582d97/device/a840414bf185f3b2/event/up"
 	send := func(n int) {
@@ -280,11 +282,11 @@ func TestLoRaWANSubscriberSurvivesBrokerRestart(t *testing.T) {
 	prefix := "sluice-test-" + nuid.Next() + "/"
 	cfg := sitetest.Config(t)
 	cfg.Routes = lorawanRoutes(prefix)
-	sub := hooks.DefaultSubscriberConfig()
+	sub := bridge.DefaultConfig()
 	sub.Name, sub.Broker, sub.ClientID = "ns", "tcp://"+mosquittoAddr, "sluice-"+nuid.Next()
 	sub.Topics = []string{prefix + "application/+/device/+/event/+"}
 	sub.MaxReconnectInterval = time.Second
-	cfg.Subscribe = []hooks.SubscriberConfig{sub}
+	cfg.Subscribe = []bridge.Config{sub}
 	site := sitetest.Start(t, cfg)
 	deadline := time.Now().Add(10 * time.Second)
 	for metrictest.Value(t, site.Registry(), "sluice_subscriber_connected", "subscription", "ns") != 1 {
@@ -368,38 +370,17 @@ func BenchmarkLoRaWANSubscriber(b *testing.B) {
 	prefix := "sluice-bench-" + nuid.Next() + "/"
 	cfg := sitetest.Config(b)
 	cfg.Routes = lorawanRoutes(prefix)
-	sub := hooks.DefaultSubscriberConfig()
+	sub := bridge.DefaultConfig()
 	sub.Name, sub.Broker, sub.ClientID = "ns", "tcp://"+mosquittoAddr, "sluice-"+nuid.Next()
 	sub.Topics = []string{prefix + "application/+/device/+/event/+"}
-	cfg.Subscribe = []hooks.SubscriberConfig{sub}
+	cfg.Subscribe = []bridge.Config{sub}
 	site := sitetest.Start(b, cfg)
 	stored := func() float64 {
-		mfs, _ := site.Registry().Gather()
-		for _, mf := range mfs {
-			if mf.GetName() == "sluice_subscriber_messages_total" {
-				for _, m := range mf.GetMetric() {
-					for _, l := range m.GetLabel() {
-						if l.GetName() == "result" && l.GetValue() == "stored" {
-							return m.GetCounter().GetValue()
-						}
-					}
-				}
-			}
-		}
-		return 0
+		return metrictest.Value(b, site.Registry(), "sluice_subscriber_messages_total", "result", "stored")
 	}
-	for ; ; time.Sleep(10 * time.Millisecond) {
-		mfs, _ := site.Registry().Gather()
-		up := false
-		for _, mf := range mfs {
-			if mf.GetName() == "sluice_subscriber_connected" && mf.GetMetric()[0].GetGauge().GetValue() == 1 {
-				up = true
-			}
-		}
-		if up {
-			break
-		}
-	}
+	mqtttest.WaitFor(b, 30*time.Second, "the subscription", func() bool {
+		return metrictest.Value(b, site.Registry(), "sluice_subscriber_connected", "", "") == 1
+	})
 	ns := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + mosquittoAddr).SetClientID("ns-" + nuid.Next()))
 	if tok := ns.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		b.Fatalf("connect: %v", tok.Error())
@@ -440,7 +421,7 @@ func TestLoRaWANRedeliveryCollapsesInTheBuffer(t *testing.T) {
 	cfg := sitetest.Config(t)
 	cfg.Routes = lorawanRoutes("")
 	cfg.Dedup.Window = 0
-	cfg.NATS.Listen = freeAddr(t)
+	cfg.NATS.Listen = mqtttest.FreeAddr(t)
 	site := sitetest.Start(t, cfg)
 	const topic = "application/17c82e96-be03-4f38-aef3-f83d48582d97/device/a840414bf185f3b2/event/up"
 	event := string(csEvent(t, "chirpstack_up_object.json", nil))

@@ -11,6 +11,7 @@ import (
 	paho5 "github.com/eclipse/paho.golang/paho"
 
 	"github.com/sluice-iot/sluice/internal/metrictest"
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 	"github.com/sluice-iot/sluice/internal/sitetest"
 )
 
@@ -56,15 +57,6 @@ func dialSession(t *testing.T, addr, id string, expiry uint32) *session5 {
 
 func (s *session5) leave() { s.Disconnect(&paho5.Disconnect{ReasonCode: 0}) }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(15 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
 // TestMQTTStateSurvivesRestart: a persistent session (clean start off, session expiry 1 h),
 // the QoS 1 message queued for it while it was away and a retained message are all there
 // after a graceful restart on the same data dir; a session whose expiry passed while Sluice
@@ -106,7 +98,7 @@ func TestMQTTStateSurvivesRestart(t *testing.T) {
 	if !keeper.connack.SessionPresent {
 		t.Fatal("keeper: CONNACK session present is false after a restart; want the session kept")
 	}
-	waitUntil(t, "the queued message", func() bool { return len(keeper.received()) > 0 })
+	mqtttest.WaitFor(t, 15*time.Second, "the queued message", func() bool { return len(keeper.received()) > 0 })
 	if got := keeper.received(); len(got) != 1 || got[0] != "cmd/keeper queued-1 retain=false" {
 		t.Errorf("keeper received %q, want the message queued before the restart", got)
 	}
@@ -122,7 +114,7 @@ func TestMQTTStateSurvivesRestart(t *testing.T) {
 	if _, err := watcher.Subscribe(ctx, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "cfg/#", QoS: 1}}}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the retained message", func() bool { return len(watcher.received()) > 0 })
+	mqtttest.WaitFor(t, 15*time.Second, "the retained message", func() bool { return len(watcher.received()) > 0 })
 	if got := watcher.received(); got[0] != "cfg/site v1 retain=true" {
 		t.Errorf("watcher received %q, want the retained message", got)
 	}
@@ -154,5 +146,5 @@ func TestMQTTStateWithinBudget(t *testing.T) {
 	if _, err := watcher.Subscribe(ctx, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "cfg/big/99", QoS: 1}}}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the last retained message, kept in memory", func() bool { return len(watcher.received()) == 1 })
+	mqtttest.WaitFor(t, 15*time.Second, "the last retained message, kept in memory", func() bool { return len(watcher.received()) == 1 })
 }

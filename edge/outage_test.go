@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sluice-iot/sluice/edge"
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 	"github.com/sluice-iot/sluice/internal/pgtest"
 	"github.com/sluice-iot/sluice/internal/sitetest"
 )
@@ -18,7 +19,7 @@ func TestDatabaseOutage(t *testing.T) {
 	cfg.Sink.Targets[0].RetryMax = 500 * time.Millisecond
 	site := sitetest.Start(t, cfg)
 
-	cl := connect(t, site.MQTTAddr, "outage")
+	cl := mqtttest.Connect(t, site.MQTTAddr, "outage")
 	defer cl.Disconnect(100)
 	var sent atomic.Int64
 	publish := func(n int) {

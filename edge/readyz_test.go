@@ -12,6 +12,7 @@ import (
 	paho5 "github.com/eclipse/paho.golang/paho"
 
 	"github.com/sluice-iot/sluice/edge"
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 	"github.com/sluice-iot/sluice/internal/sitetest"
 )
 
@@ -38,7 +39,7 @@ func TestReadyzBufferFull(t *testing.T) {
 	cfg, proxy := proxiedConfig(t)
 	cfg.NATS.MaxBytes = 1 << 20
 	site := sitetest.Start(t, cfg)
-	v5 := connect5(t, site.MQTTAddr, "readyz-v5")
+	v5 := mqtttest.Connect5(t, site.MQTTAddr, "readyz-v5")
 	note := strings.Repeat("x", 4000)
 	proxy.Cut()
 

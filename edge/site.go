@@ -7,26 +7,28 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"runtime/debug"
+	"slices"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
-	"golang.org/x/sync/errgroup"
 
+	"github.com/sluice-iot/sluice/bridge"
 	"github.com/sluice-iot/sluice/broker"
 	"github.com/sluice-iot/sluice/decoders"
 	"github.com/sluice-iot/sluice/hooks"
+	"github.com/sluice-iot/sluice/registry"
 	"github.com/sluice-iot/sluice/sink"
 )
 
-// The buffer satisfies the ingest hook's need.
-var _ hooks.Publisher = (*sink.Buffer)(nil)
+// The buffer satisfies the ingest hook's needs: it stores uplinks and reads them back.
+var (
+	_ hooks.Publisher     = (*sink.Buffer)(nil)
+	_ hooks.StoredUplinks = (*sink.Buffer)(nil)
+)
 
 // Site is one running edge: broker → ingest hook → JetStream buffer → sink targets.
 type Site struct {
@@ -39,15 +41,18 @@ type Site struct {
 	broker   *broker.Broker
 	ingest   *hooks.Ingest
 	filter   *hooks.Filter
-	lorawan  lorawan // registry, de-duplication, subscriptions (lorawan.go)
+	registry *registry.Registry   // devices of the LoRaWAN routes (lorawan.go)
+	bridges  []*bridge.Subscriber // subscriptions to other brokers (bridge.go)
 	brokerUp atomic.Bool
 
 	mqttAddrs chan []string // receives the bound listener addresses once the broker serves
 	httpAddr  chan string
 }
 
-// New builds a site from a validated configuration without opening any socket or file.
-func New(cfg Config, log zerolog.Logger) (*Site, error) {
+// New builds a site from a validated configuration without opening any socket or file
+// (besides reading the decoders' scripts and the registry). What it built is released when it
+// fails, and by Run when Run returns.
+func New(cfg Config, log zerolog.Logger) (_ *Site, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -55,8 +60,12 @@ func New(cfg Config, log zerolog.Logger) (*Site, error) {
 		cfg: cfg, log: log, reg: prometheus.NewRegistry(),
 		mqttAddrs: make(chan []string, 1), httpAddr: make(chan string, 1),
 	}
+	defer func() {
+		if err != nil {
+			s.release()
+		}
+	}()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	var err error
 	if s.buffer, err = sink.NewBuffer(cfg.NATS, cfg.DataDir, log, s.reg); err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
 	}
@@ -76,14 +85,20 @@ func New(cfg Config, log zerolog.Logger) (*Site, error) {
 	if s.decoders, err = decoders.Open(cfg.Decoders, log, s.reg); err != nil {
 		return nil, fmt.Errorf("decoders: %w", err)
 	}
-	if s.ingest, err = hooks.NewIngest(router, s.decoders, s.buffer, log, s.reg); err != nil {
-		s.decoders.Close()
+	parts := hooks.IngestParts{Router: router, Decoders: s.decoders, Publisher: s.buffer, Log: log, Metrics: s.reg}
+	if err := s.newFloodLimits(&parts); err != nil { // ratelimit.go
 		return nil, err
 	}
-	if err := s.newRateLimits(); err != nil { // flood limits and store-on-change (ratelimit.go)
+	if err := s.newStoreOnChange(&parts); err != nil { // storeonchange.go
 		return nil, err
 	}
-	if err := s.newLoRaWAN(); err != nil {
+	if err := s.newLoRaWAN(&parts); err != nil { // lorawan.go
+		return nil, err
+	}
+	if s.ingest, err = hooks.NewIngest(parts); err != nil {
+		return nil, err
+	}
+	if err := s.newBridges(); err != nil { // bridge.go
 		return nil, err
 	}
 	if s.broker, err = broker.New(cfg.MQTT, log, s.reg); err != nil {
@@ -96,6 +111,22 @@ func New(cfg Config, log zerolog.Logger) (*Site, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// release frees what New built and Run does not stop: the broker (when it never started),
+// the targets' connection pools, the decoders. It is idempotent.
+func (s *Site) release() error {
+	var errs []error
+	if s.broker != nil {
+		s.broker.Close() // a started broker was closed, and its error reported, by its part
+	}
+	for _, t := range slices.Backward(s.targets) {
+		errs = append(errs, t.Close())
+	}
+	if s.decoders != nil {
+		errs = append(errs, s.decoders.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // Registry returns the site's metrics registry.
@@ -123,100 +154,101 @@ func (s *Site) HTTPAddr(ctx context.Context) (string, error) {
 	}
 }
 
-// Run starts the site and blocks until ctx is cancelled, then stops it: intake first (the
-// broker, so in-flight publishes finish and no new ones arrive), then the sinks (each finishes
-// its batch), then the buffer; all within the shutdown timeout.
-func (s *Site) Run(ctx context.Context) error {
+// Run starts the site and blocks until ctx is cancelled or a part fails for good, then stops
+// it: intake first (the subscriptions and the broker, so in-flight publishes finish and no new
+// ones arrive), then the sinks (each finishes its batch), then the buffer; all within the
+// shutdown timeout. It returns every part's error. Call it once.
+func (s *Site) Run(ctx context.Context) (err error) {
+	defer func() { err = errors.Join(err, s.release()) }()
 	if s.cfg.MemoryLimit > 0 {
 		debug.SetMemoryLimit(int64(s.cfg.MemoryLimit))
 	}
 	if err := os.MkdirAll(s.cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
-	if err := s.buffer.Open(ctx); err != nil {
-		return err
-	}
-	defer func() {
-		s.buffer.Close() // the embedded NATS server shuts down here
-		s.log.Info().Msg("sluice stopped")
-	}()
-	defer s.decoders.Close()
-	decodersCtx, stopDecoders := context.WithCancel(ctx)
-	decodersDone := make(chan struct{})
-	go func() { // hot reload of scripts and templates (when decoders.watch is on)
-		defer close(decodersDone)
-		if err := s.decoders.Run(decodersCtx); err != nil {
-			s.log.Error().Err(err).Str("component", "decoders").Msg("decoders not watched: changes need a restart")
-		}
-	}()
-	defer func() { stopDecoders(); <-decodersDone }()
-	stopFilterState := s.startFilterState(ctx) // restore store-on-change state before intake
-	defer stopFilterState()                    // the last snapshot, once the broker has closed
-	defer func() {
-		for _, t := range s.targets {
-			t.Close()
-		}
-	}()
+	err = runParts(ctx, s.log, s.cfg.ShutdownTimeout, s.parts())
+	s.log.Info().Msg("sluice stopped")
+	return err
+}
 
-	sinkCtx, stopSinks := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopSinks()
-	sinks, _ := errgroup.WithContext(sinkCtx)
+// parts are the site's parts in dependency order: each needs only those before it, and the
+// intake comes last, so that it starts last and stops first.
+func (s *Site) parts() []part {
+	parts := []part{
+		s.bufferPart(),
+		s.decodersPart(),
+		s.storeOnChangePart(), // restores its state before intake; saves it after
+		s.adminPart(),         // parts.go
+	}
 	for _, t := range s.targets {
-		sinks.Go(func() error { return t.Run(sinkCtx) })
+		parts = append(parts, s.targetPart(t), jobsPart(t))
 	}
+	parts = append(parts, s.registryPart(), s.brokerPart())
+	for _, b := range s.bridges {
+		parts = append(parts, bridgePart(b))
+	}
+	return parts
+}
 
-	var admin *http.Server
-	if s.cfg.HTTP.Address != "" {
-		ln, err := net.Listen("tcp", s.cfg.HTTP.Address)
-		if err != nil {
-			stopSinks()
-			sinks.Wait()
-			return fmt.Errorf("http.address: %w", err)
-		}
-		admin = &http.Server{Handler: s.adminHandler(s.reg), ReadHeaderTimeout: 5 * time.Second}
-		go admin.Serve(ln)
-		s.httpAddr <- ln.Addr().String()
-		s.log.Info().Str("address", ln.Addr().String()).Msg("admin listening")
+// bufferPart opens the JetStream buffer and closes it, last.
+func (s *Site) bufferPart() part {
+	return part{
+		name:  "buffer",
+		start: s.buffer.Open,
+		stop:  s.buffer.Close,
 	}
+}
 
-	if err := s.broker.Start(); err != nil {
-		stopSinks()
-		sinks.Wait()
-		return err
+// decodersPart reloads scripts and templates when they change (when decoders.watch is on).
+// A watch that cannot start is logged: the site runs on, and changes need a restart.
+func (s *Site) decodersPart() part {
+	return part{
+		name: "decoders",
+		run: func(ctx context.Context) error {
+			if err := s.decoders.Run(ctx); err != nil {
+				s.log.Error().Err(err).Str("component", "decoders").Msg("decoders not watched: changes need a restart")
+			}
+			return nil
+		},
 	}
-	s.brokerUp.Store(true)
-	s.mqttAddrs <- s.broker.Addrs()
-	stopLoRaWAN := s.startLoRaWAN()
-	s.log.Info().Msg("sluice started")
+}
 
-	sinkDone := make(chan error, 1)
-	go func() { sinkDone <- sinks.Wait() }()
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-sinkDone: // a sink failed for good
-		sinkDone <- runErr
+// targetPart writes the buffer to one database. A target that fails for good stops the site.
+func (s *Site) targetPart(t *sink.Target) part {
+	return part{
+		name: "sink " + t.Name(),
+		run: func(ctx context.Context) error {
+			if err := t.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				return err
+			}
+			return nil
+		},
 	}
+}
 
-	s.log.Info().Msg("stopping: intake first")
-	deadline := time.AfterFunc(s.cfg.ShutdownTimeout, func() {
-		s.log.Warn().Dur("shutdown_timeout", s.cfg.ShutdownTimeout).Msg("shutdown timeout: abandoning unfinished batches (they are redelivered on restart)")
-		stopSinks()
-	})
-	defer deadline.Stop()
-	s.brokerUp.Store(false)
-	stopLoRaWAN() // subscriptions are intake too
-	if err := s.broker.Close(); err != nil {
-		runErr = errors.Join(runErr, err)
+// jobsPart watches a target's TimescaleDB jobs (nothing on plain PostgreSQL).
+func jobsPart(t *sink.Target) part {
+	return part{
+		name: "jobs " + t.Name(),
+		run:  func(ctx context.Context) error { t.WatchJobs(ctx); return nil },
 	}
-	stopSinks()
-	if err := <-sinkDone; err != nil && !errors.Is(err, context.Canceled) {
-		runErr = errors.Join(runErr, err)
+}
+
+// brokerPart serves MQTT; stopping it closes the listeners after the publishes in flight.
+func (s *Site) brokerPart() part {
+	return part{
+		name: "broker",
+		start: func(context.Context) error {
+			if err := s.broker.Start(); err != nil {
+				return err
+			}
+			s.brokerUp.Store(true)
+			s.mqttAddrs <- s.broker.Addrs()
+			return nil
+		},
+		stop: func() error {
+			s.brokerUp.Store(false)
+			return s.broker.Close()
+		},
 	}
-	if admin != nil {
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), time.Second)
-		admin.Shutdown(shutdownCtx)
-		cancel()
-	}
-	return runErr
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/sluice-iot/sluice"
 	"github.com/sluice-iot/sluice/edge"
 	"github.com/sluice-iot/sluice/hooks"
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 	"github.com/sluice-iot/sluice/internal/pgtest"
 	"github.com/sluice-iot/sluice/internal/sitetest"
 	"github.com/sluice-iot/sluice/internal/socseries"
@@ -26,7 +27,7 @@ func storeOnChangeConfig(t *testing.T) edge.Config {
 	cfg := sitetest.Config(t)
 	cfg.StoreOnChange.Metrics = map[string]hooks.Deadband{"temperature": {Absolute: 0.5, Heartbeat: 15 * time.Minute}}
 	cfg.StoreOnChange.SnapshotInterval = time.Hour // snapshots at shutdown only: the test decides
-	cfg.NATS.Listen = freeAddr(t)
+	cfg.NATS.Listen = mqtttest.FreeAddr(t)
 	return cfg
 }
 
@@ -34,7 +35,7 @@ func storeOnChangeConfig(t *testing.T) edge.Config {
 // before the next, with the reading time in the payload.
 func publishSeries(t *testing.T, addr string, from, to int) {
 	t.Helper()
-	cl := connect(t, addr, fmt.Sprintf("series-%d", from))
+	cl := mqtttest.Connect(t, addr, fmt.Sprintf("series-%d", from))
 	defer cl.Disconnect(100)
 	for i := from; i < to; i++ {
 		payload := fmt.Sprintf(`{"temperature":%g,"time":%q}`, socseries.Value(i), socseries.At(i).Format(time.RFC3339))
@@ -48,7 +49,7 @@ func publishSeries(t *testing.T, addr string, from, to int) {
 // uplink stored before it is then in the database too.
 func finish(t *testing.T, site *sitetest.Site) {
 	t.Helper()
-	cl := connect(t, site.MQTTAddr, "finish")
+	cl := mqtttest.Connect(t, site.MQTTAddr, "finish")
 	defer cl.Disconnect(100)
 	if tok := cl.Publish("sensors/dev-1/up", 1, false, `{"done":1}`); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("last message not acknowledged: %v", tok.Error())

@@ -7,6 +7,7 @@ import (
 
 	paho5 "github.com/eclipse/paho.golang/paho"
 
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 	"github.com/sluice-iot/sluice/internal/sitetest"
 )
 
@@ -19,7 +20,7 @@ func TestPublishTimeoutWithholdsPuback(t *testing.T) {
 	cfg := sitetest.Config(t)
 	cfg.NATS.PublishTimeout = time.Nanosecond // every acknowledgement comes too late
 	site := sitetest.Start(t, cfg)
-	v5 := connect5(t, site.MQTTAddr, "timeout-v5")
+	v5 := mqtttest.Connect5(t, site.MQTTAddr, "timeout-v5")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()

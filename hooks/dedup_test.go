@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-iot/sluice/internal/metrictest"
 )
 
 func newTestDedup(t *testing.T, window time.Duration, max int) (*Dedup, *time.Time) {
@@ -42,7 +44,7 @@ func TestDedupWindow(t *testing.T) {
 	if _, dup := d.Claim("a", 7, 1, p); dup {
 		t.Error("copy after the window taken for a duplicate")
 	}
-	if got := counterValue(t, d.duplicates); got != 1 {
+	if got := metrictest.Counter(t, d.duplicates); got != 1 {
 		t.Errorf("sluice_lorawan_duplicates_total: got %v, want 1", got)
 	}
 }
@@ -55,7 +57,7 @@ func TestDedupBoundedAndReset(t *testing.T) {
 	if d.Len() != 3 {
 		t.Fatalf("entries: got %d, want the bound 3", d.Len())
 	}
-	if got := counterValue(t, d.evicted); got != 2 {
+	if got := metrictest.Counter(t, d.evicted); got != 2 {
 		t.Errorf("sluice_lorawan_dedup_evicted_total: got %v, want 2", got)
 	}
 	if _, dup := d.Claim("a", 0, 1, nil); dup {

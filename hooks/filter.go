@@ -197,7 +197,3 @@ func isBool(data map[string]any, metric string) bool {
 		}
 	}
 }
-
-// UseFilter makes ingest apply store-on-change to every decoded uplink before it is stored.
-// Call it before the broker starts.
-func (h *Ingest) UseFilter(f *Filter) { h.filter = f }

@@ -27,7 +27,8 @@ type Publisher interface {
 
 // Ingest is the hook that turns each routed PUBLISH into an uplink in the buffer. For QoS 1
 // and 2 it returns only after the buffer has stored the uplink (or its failure), so that the
-// broker's PUBACK means "on disk". It is safe for concurrent use by all client goroutines.
+// broker's PUBACK means "on disk". NewIngest builds it whole from its parts and it does not
+// change after; it is safe for concurrent use by all client goroutines.
 type Ingest struct {
 	mqtt.HookBase
 	router   *Router
@@ -36,34 +37,59 @@ type Ingest struct {
 	log      zerolog.Logger
 	warn     zerolog.Logger // sampled, for per-message warnings
 	m        *ingestMetrics
-	lora     *loraStage // LoRaWAN envelopes: registry and de-duplication (lorawan.go)
-	limiter  *Limiter   // flood limits, nil when none (limit.go)
-	filter   *Filter    // store-on-change, nil when off (filter.go)
+	lora     loraStage // LoRaWAN envelopes: registry and de-duplication (lorawan.go)
+	limiter  *Limiter  // flood limits, nil when none (limit.go)
+	filter   *Filter   // store-on-change, nil when off (filter.go)
 }
 
-// NewIngest builds the ingest hook. Every route's decoder must exist in decs.
-func NewIngest(router *Router, decs *decoders.Set, pub Publisher, log zerolog.Logger, reg prometheus.Registerer) (*Ingest, error) {
+// IngestParts are everything the ingest hook is built from. Router, Decoders and Publisher
+// are required; the others are optional stages, off when nil.
+type IngestParts struct {
+	Router    *Router
+	Decoders  *decoders.Set
+	Publisher Publisher
+	// Limiter applies flood limits to every publish from a client of the embedded broker,
+	// right after routing and before anything is decoded (limit.go).
+	Limiter *Limiter
+	// Filter applies store-on-change to every decoded uplink before it is stored (filter.go).
+	Filter *Filter
+	// Registry and Dedup serve the chirpstack and ttn routes: the device registry and the
+	// de-duplication window (lorawan.go).
+	Registry Devices
+	Dedup    *Dedup
+	Log      zerolog.Logger
+	Metrics  prometheus.Registerer
+}
+
+// NewIngest builds the ingest hook from its parts. Every route's decoder must exist in
+// p.Decoders. The hook does not change once built.
+func NewIngest(p IngestParts) (*Ingest, error) {
+	if p.Router == nil || p.Decoders == nil || p.Publisher == nil {
+		return nil, errors.New("ingest: router, decoders and publisher are required")
+	}
 	var errs []error
-	for i, r := range router.routes {
+	for i, r := range p.Router.routes {
 		if r.cfg.Decoder == "" && r.cfg.Format.Envelope() {
 			continue // the network server's decoded object, or the registry's decoder
 		}
-		if err := decs.Check(r.cfg.Decoder); err != nil {
+		if err := p.Decoders.Check(r.cfg.Decoder); err != nil {
 			errs = append(errs, errors.New("routes["+strconv.Itoa(i)+"].decoder: "+err.Error()))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	log = log.With().Str("component", "ingest").Logger()
+	log := p.Log.With().Str("component", "ingest").Logger()
 	return &Ingest{
-		router:   router,
-		decoders: decs,
-		pub:      pub,
+		router:   p.Router,
+		decoders: p.Decoders,
+		pub:      p.Publisher,
 		log:      log,
 		warn:     log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Second}),
-		m:        newIngestMetrics(reg),
-		lora:     &loraStage{m: newLoraMetrics(reg)},
+		m:        newIngestMetrics(p.Metrics),
+		lora:     loraStage{registry: p.Registry, dedup: p.Dedup, m: newLoraMetrics(p.Metrics)},
+		limiter:  p.Limiter,
+		filter:   p.Filter,
 	}, nil
 }
 

@@ -159,10 +159,6 @@ func (bs *buckets) len() int {
 	return bs.lru.Len()
 }
 
-// UseLimiter makes ingest apply l to every publish from a client of the embedded broker,
-// right after routing and before anything is decoded. Call it before the broker starts.
-func (h *Ingest) UseLimiter(l *Limiter) { h.limiter = l }
-
 // checkLimits returns the broker's answer to a routed publish over a rate limit, nil otherwise.
 // The device bucket applies when the route names the device (an envelope route without
 // {device} is bounded by its connection only).

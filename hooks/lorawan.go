@@ -9,20 +9,21 @@ import (
 
 	"github.com/sluice-iot/sluice"
 	"github.com/sluice-iot/sluice/decoders"
+	"github.com/sluice-iot/sluice/registry"
 )
+
+// Devices finds the registry entry of a device by any of its keys, nil when it is not listed
+// (*registry.Registry). It is safe for concurrent use.
+type Devices interface {
+	Lookup(keys ...string) *registry.Device
+}
 
 // loraStage is what ingest needs for LoRaWAN envelopes besides decoders: the device registry
 // and the de-duplication window, both optional.
 type loraStage struct {
-	registry *Registry
+	registry Devices
 	dedup    *Dedup
 	m        *loraMetrics
-}
-
-// UseLoRaWAN gives the ingest hook a device registry and a de-duplication window for its
-// chirpstack and ttn routes; either may be nil. Call it before the broker starts.
-func (h *Ingest) UseLoRaWAN(registry *Registry, dedup *Dedup) {
-	h.lora.registry, h.lora.dedup = registry, dedup
 }
 
 // inbound is one network-server event on its way through handleEnvelope.
@@ -30,7 +31,7 @@ type inbound struct {
 	msg            *Message
 	route          *RouteConfig
 	env            *decoders.Envelope
-	entry          *Device // nil for a device the registry does not list
+	entry          *registry.Device // nil for a device the registry does not list
 	tenant, device string
 	id, msgID      string
 	recv           time.Time
@@ -179,7 +180,7 @@ func deviceID(env *decoders.Envelope, how, topicDevice string) string {
 	return firstOf(pick, env.DevEUI, env.DeviceID, env.DeviceName, topicDevice, "unknown")
 }
 
-func entryTenant(d *Device) string {
+func entryTenant(d *registry.Device) string {
 	if d == nil {
 		return ""
 	}

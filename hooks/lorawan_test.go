@@ -14,11 +14,12 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
 
 	"github.com/sluice-iot/sluice"
 	"github.com/sluice-iot/sluice/decoders"
+	"github.com/sluice-iot/sluice/internal/metrictest"
+	"github.com/sluice-iot/sluice/registry"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -83,31 +84,33 @@ type lorawanHarness struct {
 	dedup  *Dedup
 }
 
-func newLoRaWANHarness(t *testing.T, routes []RouteConfig, registry string) *lorawanHarness {
+func newLoRaWANHarness(t *testing.T, routes []RouteConfig, devices string) *lorawanHarness {
 	t.Helper()
 	router, err := NewRouter(routes)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := &lorawanHarness{pub: &capture{}, reg: prometheus.NewRegistry()}
-	if h.ingest, err = NewIngest(router, decoders.NewSet(), h.pub, zerolog.Nop(), h.reg); err != nil {
-		t.Fatal(err)
-	}
-	rc := DefaultRegistryConfig()
-	if registry != "" {
+	decs := decoders.NewSet()
+	rc := registry.DefaultConfig()
+	if devices != "" {
 		rc.File = filepath.Join(t.TempDir(), "devices.yaml")
-		if err := os.WriteFile(rc.File, []byte(registry), 0o600); err != nil {
+		if err := os.WriteFile(rc.File, []byte(devices), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	reg, err := NewRegistry(rc, h.ingest.Decoders(), zerolog.Nop(), h.reg)
+	reg, err := registry.New(rc, decs, zerolog.Nop(), h.reg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if h.dedup, err = NewDedup(DefaultDedupConfig(), h.reg); err != nil {
 		t.Fatal(err)
 	}
-	h.ingest.UseLoRaWAN(reg, h.dedup)
+	h.ingest, err = NewIngest(IngestParts{Router: router, Decoders: decs, Publisher: h.pub,
+		Registry: reg, Dedup: h.dedup, Log: zerolog.Nop(), Metrics: h.reg})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return h
 }
 
@@ -253,7 +256,7 @@ func TestLoRaWANDuplicatesFromThreeGateways(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("stored %d uplinks, want 1", len(got))
 	}
-	if n := counterValue(t, h.dedup.duplicates); n != 2 {
+	if n := metrictest.Counter(t, h.dedup.duplicates); n != 2 {
 		t.Errorf("sluice_lorawan_duplicates_total: got %v, want 2", n)
 	}
 }
@@ -344,7 +347,7 @@ func TestLoRaWANUnknownDevicePolicy(t *testing.T) {
 			if p, _ := got[0].Message["payload"].(string); p == "" {
 				t.Error("the raw event is not kept")
 			}
-			if n := counterValue(t, h.ingest.lora.m.unknown.WithLabelValues(tc.policy)); n != 1 {
+			if n := metrictest.Counter(t, h.ingest.lora.m.unknown.WithLabelValues(tc.policy)); n != 1 {
 				t.Errorf("sluice_lorawan_unknown_devices_total{policy=%q}: got %v, want 1", tc.policy, n)
 			}
 		})
@@ -373,26 +376,17 @@ func TestLoRaWANRouteValidation(t *testing.T) {
 	}
 }
 
-func counterValue(t *testing.T, c prometheus.Metric) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
-}
-
 // BenchmarkHandleChirpStack is the inline cost of one ChirpStack uplink: unwrap, identify,
 // de-duplicate, flatten the object and the radio readings, encode (the publish is a capture).
 func BenchmarkHandleChirpStack(b *testing.B) {
 	router, _ := NewRouter(lorawanRoutes)
 	pub := &capture{}
-	h, err := NewIngest(router, decoders.NewSet(), pub, zerolog.Nop(), prometheus.NewRegistry())
+	dedup, _ := NewDedup(DefaultDedupConfig(), prometheus.NewRegistry())
+	h, err := NewIngest(IngestParts{Router: router, Decoders: decoders.NewSet(), Publisher: pub,
+		Dedup: dedup, Log: zerolog.Nop(), Metrics: prometheus.NewRegistry()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	dedup, _ := NewDedup(DefaultDedupConfig(), prometheus.NewRegistry())
-	h.UseLoRaWAN(nil, dedup)
 	raw, _ := os.ReadFile("testdata/lorawan/chirpstack_up_object.json")
 	var ev map[string]any
 	json.Unmarshal(raw, &ev)
@@ -503,17 +497,18 @@ function decodeUplink(input) {
 		t.Fatal(err)
 	}
 	pub := &capture{}
-	h, err := NewIngest(router, decoders.NewSet(script), pub, zerolog.Nop(), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
+	decs := decoders.NewSet(script)
 	file := filepath.Join(t.TempDir(), "devices.csv")
 	os.WriteFile(file, []byte("device,decoder,variables\na840414bf185f3b2,acme/th,offset=-1.5\n"), 0o600)
-	reg, err := NewRegistry(RegistryConfig{File: file}, h.Decoders(), zerolog.Nop(), prometheus.NewRegistry())
+	reg, err := registry.New(registry.Config{File: file}, decs, zerolog.Nop(), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.UseLoRaWAN(reg, nil)
+	h, err := NewIngest(IngestParts{Router: router, Decoders: decs, Publisher: pub,
+		Registry: reg, Log: zerolog.Nop(), Metrics: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	topic := eventTopic("testdata/lorawan/chirpstack_up_object.json")
 	if err := h.Handle(context.Background(), &Message{Topic: topic, Payload: mustRead(t, "chirpstack_up_object.json"), QoS: 1}); err != nil {
 		t.Fatal(err)

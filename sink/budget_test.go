@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluice-iot/sluice"
 	"github.com/sluice-iot/sluice/internal/metrictest"
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 	"github.com/sluice-iot/sluice/internal/pgtest"
 	"github.com/sluice-iot/sluice/internal/tcpproxy"
 	"github.com/sluice-iot/sluice/sink"
@@ -54,7 +55,7 @@ func TestDropOldestCountsWhatItDrops(t *testing.T) {
 	pub(600) // about 2.4 MB into a 1 MiB budget
 	proxy.Restore()
 	var r sink.TargetStatus
-	waitFor(t, 60*time.Second, "the target to drain and count its losses", func() bool {
+	mqtttest.WaitFor(t, 60*time.Second, "the target to drain and count its losses", func() bool {
 		r = tg.Report(context.Background())
 		return r.LagMessages == 0 && r.Lost > 0 && r.State == sink.StateOK
 	})
@@ -95,7 +96,7 @@ func TestTargetStartPoints(t *testing.T) {
 	startTarget(t, buf, all, nil)
 	startTarget(t, buf, since, nil)
 	f := startTarget(t, buf, fresh, nil)
-	waitFor(t, 30*time.Second, "the new target to consume", func() bool {
+	mqtttest.WaitFor(t, 30*time.Second, "the new target to consume", func() bool {
 		return f.Report(context.Background()).State == sink.StateOK
 	})
 	pub(5)
@@ -107,9 +108,9 @@ func TestTargetStartPoints(t *testing.T) {
 		cfg  sink.TargetConfig
 		want int64
 	}{{all, 28}, {since, 18}, {fresh, 8}} {
-		got := waitCount(t, c.cfg.Schema, "SELECT count(*) FROM readings", c.want, 30*time.Second)
+		waitCount(t, c.cfg.Schema, "SELECT count(*) FROM readings", c.want, 30*time.Second)
 		time.Sleep(100 * time.Millisecond)
-		if got = pgtest.Count(t, c.cfg.Schema, "SELECT count(*) FROM readings"); got != c.want {
+		if got := pgtest.Count(t, c.cfg.Schema, "SELECT count(*) FROM readings"); got != c.want {
 			t.Errorf("target %s (start %s): got %d readings, want %d", c.cfg.Name, c.cfg.Start, got, c.want)
 		}
 	}
@@ -131,7 +132,7 @@ func TestFullBufferDoesNotStallHealthyTarget(t *testing.T) {
 	d := startTarget(t, buf, down, nil)
 	healthy := targetConfig(t, "healthy")
 	h := startTarget(t, buf, healthy, nil)
-	waitFor(t, 30*time.Second, "both targets to consume", func() bool {
+	mqtttest.WaitFor(t, 30*time.Second, "both targets to consume", func() bool {
 		return d.Report(context.Background()).State == sink.StateOK && h.Report(context.Background()).State == sink.StateOK
 	})
 	h.stop()

@@ -48,8 +48,7 @@ func TestParsePeriod(t *testing.T) {
 }
 
 func TestStorageConfigYAML(t *testing.T) {
-	var c StorageConfig
-	c = DefaultStorageConfig()
+	c := DefaultStorageConfig()
 	err := yaml.Unmarshal([]byte(`
 default_class: free
 classes:

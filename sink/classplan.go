@@ -3,7 +3,6 @@ package sink
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -58,17 +57,17 @@ func planStorage(ctx context.Context, conn querier, cfg TargetConfig) (*storageP
 	for i, c := range known {
 		names[i] = c.Name
 	}
-	current, err := viewsCurrent(ctx, conn, schema, names, caggs)
+	views := readingsViews(schema, names, caggs)
+	current, err := viewsCurrent(ctx, conn, schema, views)
 	if err != nil {
 		return nil, err
 	}
 	if !current {
-		views := readingsViews(schema, names, caggs)
 		how := "aggregating raw readings at query time"
 		if caggs {
 			how = "over the continuous aggregates"
 		}
-		views[0].report = fmt.Sprintf("views readings, readings_latest, readings_1h and readings_1d cover classes %s (readings_1h/1d %s)",
+		views[0].report = fmt.Sprintf("views readings, readings_latest, readings_1h and readings_1d and functions readings_points and readings_step cover classes %s (readings_1h/1d %s)",
 			strings.Join(names, ", "), how)
 		p.steps = append(p.steps, views...)
 	}
@@ -133,28 +132,17 @@ func readNames(ctx context.Context, conn querier, sql string, args ...any) (map[
 	return out, err
 }
 
-// viewsCurrent reports whether the views exist, name every class's table, and build
-// readings_1h from continuous aggregates exactly when caggs is set.
-func viewsCurrent(ctx context.Context, conn querier, schema string, classes []string, caggs bool) (bool, error) {
-	rows, err := conn.Query(ctx, `SELECT viewname, definition FROM pg_views WHERE schemaname = $1
-	AND viewname IN ('readings', 'readings_latest', 'readings_1h', 'readings_1d')`, schema)
+// viewsCurrent reports whether the views and read functions exist as steps would create them:
+// all four views are there and the readings view carries the fingerprint of steps.
+func viewsCurrent(ctx context.Context, conn querier, schema string, steps []step) (bool, error) {
+	var views, funcs int
+	var mark string
+	err := conn.QueryRow(ctx, `SELECT
+	(SELECT count(*) FROM pg_views WHERE schemaname = $1 AND viewname IN ('readings', 'readings_latest', 'readings_1h', 'readings_1d')),
+	(SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname IN ('readings_step', 'readings_points')),
+	coalesce(obj_description(to_regclass($2), 'pg_class'), '')`, schema, pgx.Identifier{schema, "readings"}.Sanitize()).Scan(&views, &funcs, &mark)
 	if err != nil {
 		return false, fmt.Errorf("migrate: read views: %w", err)
 	}
-	defs := map[string]string{}
-	var name, def string
-	if _, err := pgx.ForEachRow(rows, []any{&name, &def}, func() error { defs[name] = def; return nil }); err != nil {
-		return false, fmt.Errorf("migrate: read views: %w", err)
-	}
-	if len(defs) < 4 {
-		return false, nil
-	}
-	for _, c := range classes {
-		table := regexp.MustCompile(`\bmeasurements_` + regexp.QuoteMeta(c) + `\b`)
-		cagg := regexp.MustCompile(`\bmeasurements_` + regexp.QuoteMeta(c) + `_1h\b`)
-		if !table.MatchString(defs["readings"]) || cagg.MatchString(defs["readings_1h"]) != caggs {
-			return false, nil
-		}
-	}
-	return true, nil
+	return views == 4 && funcs == 2 && mark == viewsMark(steps[:len(steps)-1]), nil
 }

@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"strings"
 	"time"
@@ -90,7 +91,7 @@ func unionAll(classes []string, cols string, rel func(string) string) string {
 }
 
 // readingsViews returns the stable query interface over every class: readings (raw),
-// readings_latest, and readings_1h / readings_1d — over the continuous aggregates when
+// readings_latest, readings_1h / readings_1d and the read functions (readFunctions) — over the continuous aggregates when
 // caggs is true, else aggregating raw rows at query time. Column names and types are the
 // same either way, so CREATE OR REPLACE moves a view from one to the other.
 func readingsViews(schema string, classes []string, caggs bool) []step {
@@ -121,13 +122,30 @@ func readingsViews(schema string, classes []string, caggs bool) []step {
 	GROUP BY s.id, s.tenant, s.device, s.metric, s.unit, 4`, view, b.unit, unionAll(classes, "time, series_id, value", table), series)})
 			continue
 		}
-		inner := unionAll(classes, "series_id, bucket, avg, min, max, count, first, last", func(c string) string {
-			return classNames{schema, c}.qcagg(b)
+		// Each series reaches into each class's aggregate with its id (LATERAL): a filter on
+		// tenant, device and metric picks the series by index first, and the id then reaches the
+		// aggregate's (series_id, bucket) index and its real-time part's raw-row index. A join
+		// above the union would scan every series' buckets: an aggregate is a view that the
+		// planner cannot hand a join key to.
+		inner := unionAll(classes, "bucket, avg, min, max, count, first, last", func(c string) string {
+			return classNames{schema, c}.qcagg(b) + " c WHERE c.series_id = s.id"
 		})
 		steps = append(steps, step{sql: fmt.Sprintf(`CREATE OR REPLACE VIEW %s AS
 	SELECT s.tenant, s.device, s.metric, a.bucket, a.avg, a.min, a.max, a.count, a.first, a.last, s.unit
-	FROM (%s) a
-	JOIN %s s ON s.id = a.series_id`, view, inner, series)})
+	FROM %s s
+	CROSS JOIN LATERAL (%s) a`, view, series, inner)})
 	}
-	return steps
+	steps = append(steps, readFunctions(schema, classes, caggs)...)
+	return append(steps, step{sql: fmt.Sprintf("COMMENT ON VIEW %s IS %s", q("readings"), quoteLiteral(viewsMark(steps)))})
+}
+
+// viewsMark fingerprints the statements that create the views and read functions. It is kept
+// as the comment of the readings view, so that a migration recreates them exactly when what it
+// would create differs from what the schema has (new classes, aggregates, a new shape).
+func viewsMark(steps []step) string {
+	h := sha256.New()
+	for _, s := range steps {
+		h.Write([]byte(s.sql))
+	}
+	return fmt.Sprintf("sluice views %x", h.Sum(nil)[:8])
 }

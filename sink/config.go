@@ -140,6 +140,8 @@ type TargetConfig struct {
 	Limits RowLimits `yaml:"limits"`
 	// Storage lays out the readings: retention classes and which tenants and devices use them.
 	Storage StorageConfig `yaml:"storage"`
+	// Jobs watches the TimescaleDB jobs (policies) of the schema (jobs.go, jobs_watch.go).
+	Jobs JobsConfig `yaml:"timescale_jobs"`
 }
 
 // DefaultTargetConfig returns the defaults of a target.
@@ -156,6 +158,7 @@ func DefaultTargetConfig() TargetConfig {
 		Start:     StartAll,
 		Limits:    DefaultRowLimits(),
 		Storage:   DefaultStorageConfig(),
+		Jobs:      DefaultJobsConfig(),
 	}
 }
 
@@ -198,6 +201,11 @@ func (c TargetConfig) Validate() error {
 	if err := c.Storage.Validate(); err != nil {
 		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
 			errs = append(errs, fmt.Errorf("storage.%w", e))
+		}
+	}
+	if err := c.Jobs.Validate(); err != nil {
+		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+			errs = append(errs, fmt.Errorf("timescale_jobs.%w", e))
 		}
 	}
 	return errors.Join(errs...)

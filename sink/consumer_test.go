@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluice-iot/sluice"
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 	"github.com/sluice-iot/sluice/internal/pgtest"
 	"github.com/sluice-iot/sluice/internal/tcpproxy"
 	"github.com/sluice-iot/sluice/sink"
@@ -31,7 +32,7 @@ func TestRestartAtAckFloorZeroKeepsUncommitted(t *testing.T) {
 	cfg.DatabaseURL = u.String()
 	cfg.Start = sink.StartNew
 	tg := startTarget(t, buf, cfg, nil)
-	waitFor(t, 30*time.Second, "the target to consume", func() bool {
+	mqtttest.WaitFor(t, 30*time.Second, "the target to consume", func() bool {
 		return tg.Report(context.Background()).State == sink.StateOK
 	})
 	proxy.Cut()
@@ -40,7 +41,7 @@ func TestRestartAtAckFloorZeroKeepsUncommitted(t *testing.T) {
 	for i := range n {
 		publish(t, buf, uplink(fmt.Sprintf("f%03d", i), "dev", at.Add(time.Duration(i)*time.Second), float64(i)))
 	}
-	waitFor(t, 30*time.Second, "the uplinks to be delivered and held uncommitted", func() bool {
+	mqtttest.WaitFor(t, 30*time.Second, "the uplinks to be delivered and held uncommitted", func() bool {
 		c, err := buf.JetStream().Consumer(context.Background(), buf.Stream(), "sink-"+cfg.Name)
 		return err == nil && c.CachedInfo().NumAckPending == n && c.CachedInfo().AckFloor.Stream == 0
 	})

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 )
 
 // BenchmarkDrain measures how fast a target empties a backlog: 20,000 uplinks of 5 readings
@@ -26,7 +28,7 @@ func BenchmarkDrain(b *testing.B) {
 		migrate(b, cfg)
 		start := time.Now()
 		tg := startTarget(b, buf, cfg, nil)
-		waitFor(b, 5*time.Minute, "the backlog to drain", func() bool {
+		mqtttest.WaitFor(b, 5*time.Minute, "the backlog to drain", func() bool {
 			return tg.Report(context.Background()).RowsWritten == uplinks*per
 		})
 		total += time.Since(start)

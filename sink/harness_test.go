@@ -157,18 +157,6 @@ func waitCount(t testing.TB, schema, query string, want int64, timeout time.Dura
 	}
 }
 
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func migrate(t testing.TB, cfg sink.TargetConfig) {
 	t.Helper()
 	if _, err := sink.MigrateTarget(context.Background(), cfg, false, testLog()); err != nil {

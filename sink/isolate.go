@@ -8,7 +8,7 @@ import (
 )
 
 // writeIsolating writes the rows of b so that a row the database refuses costs only itself.
-// It writes all rows at once; when the database refuses the batch for its data (classify), it
+// It writes all rows at once; when the database refuses the batch for its data (faultOf), it
 // splits the range in halves and writes each, down to single rows, which become dead letters
 // with the SQLSTATE and message. Every committed part is final (the merge is idempotent, so a
 // part committed before a crash is skipped on redelivery). Transient errors are retried with
@@ -35,7 +35,7 @@ func (t *Target) writeIsolating(ctx context.Context, b *batch) error {
 		t.m.errors.WithLabelValues("data").Inc()
 		if s.hi-s.lo == 1 {
 			msg, dl := b.rowLetter(s.lo)
-			_, dl.SQLState = classify(refused)
+			_, dl.SQLState = faultOf(refused)
 			dl.Error = pgMessage(refused)
 			if err := t.deadLetter(ctx, msg, dl, "refused"); err != nil {
 				return err
@@ -60,7 +60,7 @@ func (t *Target) attempt(ctx context.Context, b *batch, lo, hi int) (refused err
 			t.written.Add(n)
 			return nil
 		}
-		if c, _ := classify(err); c == classData {
+		if f, _ := faultOf(err); f == faultData {
 			refused = err
 			return nil
 		}

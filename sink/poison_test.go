@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluice-iot/sluice"
 	"github.com/sluice-iot/sluice/internal/metrictest"
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 	"github.com/sluice-iot/sluice/internal/pgtest"
 )
 
@@ -52,7 +53,7 @@ func TestPoisonRowsIsolated(t *testing.T) {
 	if n := waitCount(t, cfg.Schema, "SELECT count(*) FROM readings", 9993, 60*time.Second); n != 9993 {
 		t.Fatalf("readings: got %d, want 9993", n)
 	}
-	waitFor(t, 30*time.Second, "7 dead letters", func() bool { return len(deadLetters(t, buf, "main")) >= 7 })
+	mqtttest.WaitFor(t, 30*time.Second, "7 dead letters", func() bool { return len(deadLetters(t, buf, "main")) >= 7 })
 	tg.stop()
 	if n := pgtest.Count(t, cfg.Schema, "SELECT count(*) FROM readings"); n != 9993 {
 		t.Fatalf("readings after stop: got %d, want 9993", n)

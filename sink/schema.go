@@ -123,9 +123,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, cfg TargetConfig, log zero
 	if err != nil {
 		return done, err
 	}
-	for _, n := range plan.notes {
-		done = append(done, n)
-	}
+	done = append(done, plan.notes...)
 	for _, s := range plan.steps {
 		if _, err := conn.Exec(ctx, s.sql); err != nil {
 			return done, fmt.Errorf("migrate: %s: %w", firstLine(s.sql), err)

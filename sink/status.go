@@ -43,6 +43,9 @@ type TargetStatus struct {
 	RowsWritten int64  `json:"rows_written"`
 	DeadLetters uint64 `json:"dead_letters"`
 	Lost        int64  `json:"lost"`
+	// TimescaleJobs is what the last check of the schema's TimescaleDB jobs found; absent on
+	// plain PostgreSQL.
+	TimescaleJobs *JobsStatus `json:"timescale_jobs,omitempty"`
 }
 
 // Status reports the buffer's usage. It needs an open buffer.
@@ -71,7 +74,7 @@ func (b *Buffer) Status(ctx context.Context) (BufferStatus, error) {
 // Report returns the target's status, asking the buffer where its consumer stands.
 func (t *Target) Report(ctx context.Context) TargetStatus {
 	state, err := t.Status()
-	ts := TargetStatus{Name: t.cfg.Name, State: state, RowsWritten: t.written.Load(), Lost: t.lost.Load()}
+	ts := TargetStatus{Name: t.cfg.Name, State: state, RowsWritten: t.written.Load(), Lost: t.lost.Load(), TimescaleJobs: t.jobs.status()}
 	if err != nil {
 		ts.Error = err.Error()
 	}

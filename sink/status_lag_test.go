@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 	"github.com/sluice-iot/sluice/sink"
 )
 
@@ -26,7 +27,7 @@ func TestStatusLagBeforeConsumerExists(t *testing.T) {
 			cfg.DatabaseURL = "postgres://sluice@127.0.0.1:1/sluice?connect_timeout=1" // nothing listens on port 1
 			cfg.Start = c.start
 			tg := startTarget(t, buf, cfg, nil)
-			waitFor(t, 10*time.Second, "the target to try its database", func() bool {
+			mqtttest.WaitFor(t, 10*time.Second, "the target to try its database", func() bool {
 				return tg.Report(context.Background()).State != sink.StateOK
 			})
 			r := tg.Report(context.Background())

@@ -81,7 +81,7 @@ func TestStorageMigratePlain(t *testing.T) {
 		"applied 2: class registry, latest values",
 		"created table measurements_free for class free",
 		"created table measurements_archive for class archive",
-		"views readings, readings_latest, readings_1h and readings_1d cover classes standard, free, archive (readings_1h/1d aggregating raw readings at query time)",
+		"views readings, readings_latest, readings_1h and readings_1d and functions readings_points and readings_step cover classes standard, free, archive (readings_1h/1d aggregating raw readings at query time)",
 		"skipped class free: measurements_free is a plain table; not applied: chunk_interval 1d (not partitioned), compress_after 2d (not compressed), retention 30d (readings are kept until deleted)",
 		"skipped class archive: measurements_archive is a plain table; not applied: chunk_interval 7d (not partitioned)",
 		"skipped continuous aggregates: readings_1h and readings_1d are plain views aggregating raw readings at query time",

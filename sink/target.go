@@ -40,6 +40,7 @@ type Target struct {
 	m    *targetMetrics
 	pool *pgxpool.Pool
 	w    *writer
+	jobs *jobWatch // TimescaleDB job checks (jobs_watch.go)
 
 	mu        sync.Mutex
 	state     string
@@ -62,6 +63,8 @@ func NewTarget(cfg TargetConfig, buf *Buffer, log zerolog.Logger, reg prometheus
 	}
 	log = log.With().Str("component", "sink").Str("target", cfg.Name).Logger()
 	buf.holdFloor(consumerName(cfg.Name))
+	jobs := newJobWatch(cfg.Jobs, cfg.Schema, log)
+	reg.MustRegister(newJobCollector(cfg.Name, jobs))
 	return &Target{
 		cfg:   cfg,
 		buf:   buf,
@@ -70,6 +73,7 @@ func NewTarget(cfg TargetConfig, buf *Buffer, log zerolog.Logger, reg prometheus
 		m:     newTargetMetrics(reg, cfg.Name),
 		pool:  pool,
 		w:     newWriter(pool, cfg.Schema, cfg.Storage),
+		jobs:  jobs,
 		state: StateStarting,
 	}, nil
 }
@@ -331,7 +335,7 @@ func (t *Target) retryState(ctx context.Context, what string, db bool, fn func()
 			t.setState(err)
 			t.m.errors.WithLabelValues("transient").Inc()
 		}
-		_, state := classify(err)
+		_, state := faultOf(err)
 		ev := t.log.Warn()
 		if attempt == 1 || attempt%10 == 0 {
 			ev = t.log.Error() // nothing is dropped: say it loudly, then every tenth attempt

@@ -153,7 +153,7 @@ func timescaleIntegration(t *testing.T, version string) {
 		"retention policy of measurements_free: after 30d",
 		"continuous aggregate measurements_archive_1d (1d buckets of measurements_archive)",
 		"refresh policy of measurements_free_1d: every 1h from 10d to 1h ago",
-		"views readings, readings_latest, readings_1h and readings_1d cover classes standard, free, archive (readings_1h/1d over the continuous aggregates)",
+		"views readings, readings_latest, readings_1h and readings_1d and functions readings_points and readings_step cover classes standard, free, archive (readings_1h/1d over the continuous aggregates)",
 	} {
 		if !slices.Contains(out, want) {
 			t.Errorf("migrate output lacks %q; got:\n%s", want, strings.Join(out, "\n"))

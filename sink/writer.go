@@ -89,7 +89,20 @@ func (w *writer) write(ctx context.Context, rows []row) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	var used []bool = make([]bool, len(w.tables))
+	var inserted int64
+	err = pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
+		inserted, err = w.merge(ctx, tx, rows, refs)
+		return err
+	})
+	return inserted, err
+}
+
+// merge is the idempotent step of write inside tx: rows (whose series refs are resolved) are
+// copied into the staging table, inserted into their classes' tables where they are not yet,
+// and latest moves forward. The staging rows stay until the transaction ends (or the caller
+// empties the table); it returns how many rows were new.
+func (w *writer) merge(ctx context.Context, tx pgx.Tx, rows []row, refs []seriesRef) (int64, error) {
+	used := make([]bool, len(w.tables))
 	classes := 0
 	for _, r := range refs {
 		if !used[r.class] {
@@ -97,40 +110,37 @@ func (w *writer) write(ctx context.Context, rows []row) (int64, error) {
 			classes++
 		}
 	}
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{stageTable}, []string{"time", "series_id", "value", "class"},
+		pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+			return []any{rows[i].time, refs[i].id, rows[i].value, int16(refs[i].class)}, nil
+		}))
+	if err != nil {
+		return 0, fmt.Errorf("copy %d rows: %w", len(rows), err)
+	}
 	var inserted int64
-	err = pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{stageTable}, []string{"time", "series_id", "value", "class"},
-			pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
-				return []any{rows[i].time, refs[i].id, rows[i].value, int16(refs[i].class)}, nil
-			}))
+	// Rows go in key order so that concurrent writers take row locks in the same order.
+	for c, ok := range used {
+		if !ok {
+			continue
+		}
+		where := ""
+		if classes > 1 {
+			where = fmt.Sprintf(" WHERE class = %d", c)
+		}
+		tag, err := tx.Exec(ctx, "INSERT INTO "+w.tables[c]+" (time, series_id, value) SELECT time, series_id, value FROM "+
+			stageTable+where+" ORDER BY series_id, time ON CONFLICT DO NOTHING")
 		if err != nil {
-			return fmt.Errorf("copy %d rows: %w", len(rows), err)
+			return 0, fmt.Errorf("merge %d rows into %s: %w", len(rows), w.tables[c], err)
 		}
-		// Rows go in key order so that concurrent writers take row locks in the same order.
-		for c, ok := range used {
-			if !ok {
-				continue
-			}
-			where := ""
-			if classes > 1 {
-				where = fmt.Sprintf(" WHERE class = %d", c)
-			}
-			tag, err := tx.Exec(ctx, "INSERT INTO "+w.tables[c]+" (time, series_id, value) SELECT time, series_id, value FROM "+
-				stageTable+where+" ORDER BY series_id, time ON CONFLICT DO NOTHING")
-			if err != nil {
-				return fmt.Errorf("merge %d rows into %s: %w", len(rows), w.tables[c], err)
-			}
-			inserted += tag.RowsAffected()
-		}
-		_, err = tx.Exec(ctx, "INSERT INTO "+w.latest+" AS l (series_id, time, value)"+
-			" SELECT DISTINCT ON (series_id) series_id, time, value FROM "+stageTable+" ORDER BY series_id, time DESC"+
-			" ON CONFLICT (series_id) DO UPDATE SET time = EXCLUDED.time, value = EXCLUDED.value WHERE l.time < EXCLUDED.time")
-		if err != nil {
-			return fmt.Errorf("update latest values: %w", err)
-		}
-		return nil
-	})
-	return inserted, err
+		inserted += tag.RowsAffected()
+	}
+	_, err = tx.Exec(ctx, "INSERT INTO "+w.latest+" AS l (series_id, time, value)"+
+		" SELECT DISTINCT ON (series_id) series_id, time, value FROM "+stageTable+" ORDER BY series_id, time DESC"+
+		" ON CONFLICT (series_id) DO UPDATE SET time = EXCLUDED.time, value = EXCLUDED.value WHERE l.time < EXCLUDED.time")
+	if err != nil {
+		return 0, fmt.Errorf("update latest values: %w", err)
+	}
+	return inserted, nil
 }
 
 // seriesIDs returns the series of every row, resolving the uncached ones in one round trip.

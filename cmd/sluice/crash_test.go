@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 	"github.com/sluice-iot/sluice/internal/pgtest"
 )
 
@@ -16,13 +17,13 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 	bin := sluiceBin(t)
 	dir := t.TempDir()
 	schema := pgtest.Schema(t)
-	addr := freeAddr(t)
+	addr := mqtttest.FreeAddr(t)
 	config := writeConfig(t, dir, addr, schema, "")
 
 	first := startChild(t, bin, config)
 	waitListening(t, addr)
 
-	cl := connect(t, addr, "crash")
+	cl := mqtttest.Connect(t, addr, "crash")
 	var acked []int
 	var count atomic.Int64 // len(acked), for the killer
 	var wg sync.WaitGroup

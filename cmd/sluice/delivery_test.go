@@ -10,6 +10,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 	"github.com/sluice-iot/sluice/internal/pgtest"
 )
 
@@ -23,7 +24,7 @@ func TestRepeatedCrashLosesNothingAcknowledged(t *testing.T) {
 	bin := sluiceBin(t)
 	dir := t.TempDir()
 	schema := pgtest.Schema(t)
-	addr := freeAddr(t)
+	addr := mqtttest.FreeAddr(t)
 	config := writeConfig(t, dir, addr, schema, "")
 
 	var mu sync.Mutex

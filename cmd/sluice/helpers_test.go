@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sluice-iot/sluice/internal/pgtest"
@@ -40,26 +39,6 @@ func sluiceBin(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return bin
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// connect connects an MQTT 3.1.1 client that does not reconnect; the test fails when it cannot.
-func connect(t *testing.T, addr, id string) paho.Client {
-	t.Helper()
-	cl := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id).SetAutoReconnect(false))
-	if tok := cl.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("connect: %v", tok.Error())
-	}
-	return cl
 }
 
 // child is a `sluice run` process.

@@ -34,6 +34,8 @@ commands:
   run      start the edge site (broker, buffer, sinks)
   migrate  create or update the database schema
   replay   re-deliver retained history (or re-decode failures) to one target, resumable
+  backfill copy readings history from another database or a legacy table, resumable
+  verify   compare the readings of two databases per series and hour or day
   status   print buffer usage and per-target lag, rows written and dead letters
   check    load and validate the configuration, print problems
   decode   run a decoder, script or device template on one payload, or a template's examples
@@ -62,6 +64,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runBench(args[1:], stdout, stderr)
 	case "replay":
 		return runReplay(args[1:], stdout, stderr)
+	case "backfill":
+		return runBackfill(args[1:], stdout, stderr)
+	case "verify":
+		return runVerify(args[1:], stdout, stderr)
 	case "status":
 		return runStatus(args[1:], stdout, stderr)
 	case "check":
@@ -207,6 +213,15 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			fmt.Fprintf(stderr, "sluice: target %s: %v\n", tc.Name, err)
 			failed = true
+			continue
+		}
+		// Failing TimescaleDB jobs do not fail the migration, but they are worth saying here.
+		if warnings, err := sink.JobWarnings(ctx, tc); err != nil {
+			fmt.Fprintf(stderr, "sluice: target %s: %v\n", tc.Name, err)
+		} else {
+			for _, w := range warnings {
+				fmt.Fprintf(stdout, "%s: warning: timescaledb %s\n", tc.Name, w)
+			}
 		}
 	}
 	if failed {

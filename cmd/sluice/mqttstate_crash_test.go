@@ -10,6 +10,7 @@ import (
 
 	paho5 "github.com/eclipse/paho.golang/paho"
 
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 	"github.com/sluice-iot/sluice/internal/pgtest"
 )
 
@@ -19,7 +20,7 @@ import (
 func TestMQTTStateSurvivesKill(t *testing.T) {
 	bin := sluiceBin(t)
 	dir := t.TempDir()
-	addr := freeAddr(t)
+	addr := mqtttest.FreeAddr(t)
 	config := writeConfig(t, dir, addr, pgtest.Schema(t), "")
 	first := startChild(t, bin, config)
 	waitListening(t, addr)
@@ -49,7 +50,7 @@ func TestMQTTStateSurvivesKill(t *testing.T) {
 	if !keeper.present {
 		t.Fatal("keeper: CONNACK session present is false after SIGKILL and restart")
 	}
-	waitFor(t, "the queued message", func() bool { return len(got()) > 0 })
+	mqtttest.WaitFor(t, 15*time.Second, "the queued message", func() bool { return len(got()) > 0 })
 	if g := got(); g[0] != "cmd/keeper queued-1 retain=false" {
 		t.Errorf("keeper received %q, want the message queued before the kill", g)
 	}
@@ -58,7 +59,7 @@ func TestMQTTStateSurvivesKill(t *testing.T) {
 	if _, err := watcher.Subscribe(ctx, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "cfg/#", QoS: 1}}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the retained message", func() bool { return len(seen()) > 0 })
+	mqtttest.WaitFor(t, 15*time.Second, "the retained message", func() bool { return len(seen()) > 0 })
 	if g := seen(); g[0] != "cfg/site v1 retain=true" {
 		t.Errorf("watcher received %q, want the retained message", g)
 	}
@@ -96,14 +97,5 @@ func session(t *testing.T, addr, id string, expiry uint32) (*client5, func() []s
 		mu.Lock()
 		defer mu.Unlock()
 		return append([]string(nil), got...)
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(15 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
 	}
 }

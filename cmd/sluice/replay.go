@@ -13,8 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/sluice-iot/sluice"
 	"github.com/sluice-iot/sluice/decoders"
 	"github.com/sluice-iot/sluice/edge"
@@ -75,55 +73,39 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	if cfg == nil {
 		return code
 	}
-	var tc *sink.TargetConfig
 	var names []string
+	found := false
 	for i := range cfg.Sink.Targets {
 		names = append(names, cfg.Sink.Targets[i].Name)
-		if cfg.Sink.Targets[i].Name == *target {
-			tc = &cfg.Sink.Targets[i]
-		}
+		found = found || cfg.Sink.Targets[i].Name == *target
 	}
-	if tc == nil {
+	if !found {
 		fmt.Fprintf(stderr, "sluice replay: --target: no target %q in %s (targets: %s)\n", *target, *path, strings.Join(names, ", "))
 		return exitUsage
 	}
-	bcfg, err := replayBuffer(cfg)
-	if err != nil {
+	if cfg.NATS, err = replayBuffer(cfg); err != nil {
 		fmt.Fprintln(stderr, "sluice replay:", err)
 		return exitFailure
 	}
 	log := edge.NewLogger(cfg.Log, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	reg := prometheus.NewRegistry()
-	buf, err := sink.NewBuffer(bcfg, cfg.DataDir, log, reg)
+	rp, err := edge.NewReplay(*cfg, *target, o.Errors, log) // the site's decoders, as now on disk
 	if err != nil {
-		fmt.Fprintln(stderr, "sluice replay: nats:", err)
+		fmt.Fprintln(stderr, "sluice replay:", err)
 		return exitUsage
 	}
-	if err := buf.Open(ctx); err != nil {
+	defer rp.Close()
+	if err := rp.Open(ctx); err != nil {
 		fmt.Fprintln(stderr, "sluice replay:", err)
 		return exitFailure
 	}
-	defer buf.Close()
-	tg, err := sink.NewTarget(*tc, buf, log, reg)
-	if err != nil {
-		fmt.Fprintln(stderr, "sluice replay:", err)
-		return exitUsage
-	}
-	defer tg.Close()
 	if o.Errors {
-		set, err := decoders.Open(cfg.Decoders, log, nil) // the site's decoders, as now on disk
-		if err != nil {
-			fmt.Fprintln(stderr, "sluice replay: decoders:", err)
-			return exitUsage
-		}
-		defer set.Close()
-		o.Redecode = redecoder(set)
+		o.Redecode = redecoder(rp.Decoders)
 	}
 	bar := newProgress(stderr)
 	o.Progress = bar.update
-	p, err := tg.Replay(ctx, o)
+	p, err := rp.Target.Replay(ctx, o)
 	bar.finish()
 	switch {
 	case errors.Is(err, context.Canceled):

@@ -12,6 +12,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 	"github.com/sluice-iot/sluice/internal/pgtest"
 	"github.com/sluice-iot/sluice/internal/sitetest"
 )
@@ -21,7 +22,7 @@ import (
 // the running site's buffer.
 func TestReplayAndStatusCommands(t *testing.T) {
 	cfg := sitetest.Config(t)
-	cfg.NATS.Listen = freeAddr(t)
+	cfg.NATS.Listen = mqtttest.FreeAddr(t)
 	site := sitetest.Start(t, cfg)
 
 	cl := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + site.MQTTAddr).SetClientID("cmd"))

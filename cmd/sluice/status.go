@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sluice-iot/sluice/edge"
+	"github.com/sluice-iot/sluice/sink"
 )
 
 // runStatus prints the delivery state of a running site, read from its admin listener.
@@ -80,8 +81,37 @@ func printStatus(w io.Writer, st edge.Status) {
 			fmt.Fprintf(w, "%s: %s\n", t.Name, t.Error)
 		}
 	}
+	for _, t := range st.Targets {
+		printJobs(w, t)
+	}
 	for k, v := range st.Errors {
 		fmt.Fprintf(w, "%s: %s\n", k, v)
+	}
+}
+
+// printJobs prints a summary of a target's TimescaleDB jobs and each failing job with its
+// reason; nothing for a target on plain PostgreSQL.
+func printJobs(w io.Writer, t sink.TargetStatus) {
+	js := t.TimescaleJobs
+	if js == nil {
+		return
+	}
+	var failing []sink.JobStatus
+	for _, j := range js.Jobs {
+		if j.Failing() {
+			failing = append(failing, j)
+		}
+	}
+	fmt.Fprintf(w, "%s: timescaledb jobs: %d, %d failing", t.Name, len(js.Jobs), len(failing))
+	if js.CheckedAt != nil {
+		fmt.Fprintf(w, ", checked %s ago", time.Since(*js.CheckedAt).Round(time.Second))
+	}
+	fmt.Fprintln(w)
+	if js.Error != "" {
+		fmt.Fprintf(w, "%s: the last check of the timescaledb jobs failed: %s\n", t.Name, js.Error)
+	}
+	for _, j := range failing {
+		fmt.Fprintf(w, "%s: %s %s: %s\n", t.Name, j.Name(), j.State, j.Reason)
 	}
 }
 

@@ -6,13 +6,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 	"github.com/sluice-iot/sluice/internal/pgtest"
 	"github.com/sluice-iot/sluice/internal/socseries"
 )
 
 func socPublish(t *testing.T, addr string, from, to int) {
 	t.Helper()
-	cl := connect(t, addr, fmt.Sprint("soc-", from))
+	cl := mqtttest.Connect(t, addr, fmt.Sprint("soc-", from))
 	defer cl.Disconnect(100)
 	for i := from; i < to; i++ {
 		payload := fmt.Sprintf(`{"temperature":%g,"time":%q}`, socseries.Value(i), socseries.At(i).Format(time.RFC3339))
@@ -53,7 +54,7 @@ func TestStoreOnChangeSurvivesSIGKILL(t *testing.T) {
 	bin := sluiceBin(t)
 	dir := t.TempDir()
 	schema := pgtest.Schema(t)
-	addr := freeAddr(t)
+	addr := mqtttest.FreeAddr(t)
 	config := writeConfig(t, dir, addr, schema, `store_on_change:
   snapshot_interval: 1h
   metrics: {temperature: {absolute: 0.5, heartbeat: 15m}}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -120,7 +121,7 @@ func (d DB) open(schema string) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to the test database %s: %w\n"+
 			"Run the tests with ./scripts/test (it starts a throwaway PostgreSQL when none answers), "+
-			"or point SLUICE_TEST_DATABASE_URL at a PostgreSQL 13+ server.", redact(d.URL), err)
+			"or point SLUICE_TEST_DATABASE_URL at a PostgreSQL 13+ server", redact(d.URL), err)
 	}
 	return conn, nil
 }
@@ -221,4 +222,32 @@ func redact(u string) string {
 		}
 	}
 	return u
+}
+
+// Database creates a database of its own for t on d's server, with the CREATE DATABASE
+// options given (e.g. "ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"),
+// and drops it when t ends. It returns the new database, reached as d is.
+func (d DB) Database(t testing.TB, options string) DB {
+	t.Helper()
+	name := fmt.Sprintf("t_%d_%d_%d", os.Getpid(), time.Now().UnixNano()%1e6, seq.Add(1))
+	d.Exec(t, "CREATE DATABASE "+name+" "+options)
+	u, err := url.Parse(d.URL)
+	if err != nil || u.Scheme == "" {
+		t.Fatalf("test database URL %s: want postgres://…/dbname", redact(d.URL))
+	}
+	u.Path = "/" + name
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, d.URL)
+		if err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+	return DB{u.String()}
 }

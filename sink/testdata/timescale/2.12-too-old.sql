@@ -31,4 +31,39 @@ CREATE OR REPLACE VIEW "sluice"."readings_1d" AS
 	JOIN "sluice"."series" s ON s.id = m.series_id
 	GROUP BY s.id, s.tenant, s.device, s.metric, s.unit, 4;
 
+CREATE OR REPLACE FUNCTION "sluice"."readings_step"(tenant text, device text, metric text, since timestamptz, until timestamptz, step interval)
+RETURNS TABLE ("time" timestamptz, value double precision, min double precision, max double precision, count bigint)
+LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+	origin CONSTANT timestamptz := TIMESTAMPTZ '2000-01-01 00:00:00+00';
+	sid bigint;
+	width interval := coalesce(step, (until - since) / 500);
+BEGIN
+	IF since IS NULL OR until IS NULL OR until <= since THEN
+		RETURN;
+	END IF;
+	SELECT s.id INTO sid FROM "sluice"."series" s
+	WHERE s.tenant = readings_step.tenant AND s.device = readings_step.device AND s.metric = readings_step.metric;
+	IF sid IS NULL THEN
+		RETURN;
+	END IF;
+	IF extract(epoch FROM width) < 1 THEN
+		width := INTERVAL '1 second';
+	END IF;
+	width := ceil(extract(epoch FROM width)) * INTERVAL '1 second';
+	RETURN QUERY EXECUTE format($q$SELECT date_bin(%4$L::interval, a.t, TIMESTAMPTZ '2000-01-01 00:00:00+00'), sum(a.avg * a.count) / sum(a.count), min(a.min), max(a.max), sum(a.count)::bigint
+		FROM (SELECT time AS t, value AS avg, value AS min, value AS max, 1::bigint AS count FROM "sluice"."measurements_standard" WHERE series_id = %1$s AND time >= %2$L::timestamptz AND time < %3$L::timestamptz
+		UNION ALL SELECT time AS t, value AS avg, value AS min, value AS max, 1::bigint AS count FROM "sluice"."measurements_free" WHERE series_id = %1$s AND time >= %2$L::timestamptz AND time < %3$L::timestamptz
+		UNION ALL SELECT time AS t, value AS avg, value AS min, value AS max, 1::bigint AS count FROM "sluice"."measurements_archive" WHERE series_id = %1$s AND time >= %2$L::timestamptz AND time < %3$L::timestamptz) a GROUP BY 1 ORDER BY 1$q$, sid, date_bin(width, since, origin), until, width);
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION "sluice"."readings_points"(tenant text, device text, metric text, since timestamptz, until timestamptz, points integer DEFAULT 500)
+RETURNS TABLE ("time" timestamptz, value double precision, min double precision, max double precision, count bigint)
+LANGUAGE sql STABLE AS $fn$
+	SELECT * FROM "sluice"."readings_step"(tenant, device, metric, since, until, (until - since) / greatest(points, 1))
+$fn$;
+
+COMMENT ON VIEW "sluice"."readings" IS 'sluice views 4d9ff59a638b4d48';
+
 -- skipped timescaledb features: the installed timescaledb 2.12.2 is older than 2.13, the oldest version Sluice supports; the class tables stay plain tables (ALTER EXTENSION timescaledb UPDATE, then run sluice migrate again)

@@ -101,14 +101,65 @@ CREATE OR REPLACE VIEW "sluice"."readings_latest" AS
 
 CREATE OR REPLACE VIEW "sluice"."readings_1h" AS
 	SELECT s.tenant, s.device, s.metric, a.bucket, a.avg, a.min, a.max, a.count, a.first, a.last, s.unit
-	FROM (SELECT series_id, bucket, avg, min, max, count, first, last FROM "sluice"."measurements_standard_1h"
-		UNION ALL SELECT series_id, bucket, avg, min, max, count, first, last FROM "sluice"."measurements_free_1h"
-		UNION ALL SELECT series_id, bucket, avg, min, max, count, first, last FROM "sluice"."measurements_archive_1h") a
-	JOIN "sluice"."series" s ON s.id = a.series_id;
+	FROM "sluice"."series" s
+	CROSS JOIN LATERAL (SELECT bucket, avg, min, max, count, first, last FROM "sluice"."measurements_standard_1h" c WHERE c.series_id = s.id
+		UNION ALL SELECT bucket, avg, min, max, count, first, last FROM "sluice"."measurements_free_1h" c WHERE c.series_id = s.id
+		UNION ALL SELECT bucket, avg, min, max, count, first, last FROM "sluice"."measurements_archive_1h" c WHERE c.series_id = s.id) a;
 
 CREATE OR REPLACE VIEW "sluice"."readings_1d" AS
 	SELECT s.tenant, s.device, s.metric, a.bucket, a.avg, a.min, a.max, a.count, a.first, a.last, s.unit
-	FROM (SELECT series_id, bucket, avg, min, max, count, first, last FROM "sluice"."measurements_standard_1d"
-		UNION ALL SELECT series_id, bucket, avg, min, max, count, first, last FROM "sluice"."measurements_free_1d"
-		UNION ALL SELECT series_id, bucket, avg, min, max, count, first, last FROM "sluice"."measurements_archive_1d") a
-	JOIN "sluice"."series" s ON s.id = a.series_id;
+	FROM "sluice"."series" s
+	CROSS JOIN LATERAL (SELECT bucket, avg, min, max, count, first, last FROM "sluice"."measurements_standard_1d" c WHERE c.series_id = s.id
+		UNION ALL SELECT bucket, avg, min, max, count, first, last FROM "sluice"."measurements_free_1d" c WHERE c.series_id = s.id
+		UNION ALL SELECT bucket, avg, min, max, count, first, last FROM "sluice"."measurements_archive_1d" c WHERE c.series_id = s.id) a;
+
+CREATE OR REPLACE FUNCTION "sluice"."readings_step"(tenant text, device text, metric text, since timestamptz, until timestamptz, step interval)
+RETURNS TABLE ("time" timestamptz, value double precision, min double precision, max double precision, count bigint)
+LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+	origin CONSTANT timestamptz := TIMESTAMPTZ '2000-01-01 00:00:00+00';
+	sid bigint;
+	width interval := coalesce(step, (until - since) / 500);
+BEGIN
+	IF since IS NULL OR until IS NULL OR until <= since THEN
+		RETURN;
+	END IF;
+	SELECT s.id INTO sid FROM "sluice"."series" s
+	WHERE s.tenant = readings_step.tenant AND s.device = readings_step.device AND s.metric = readings_step.metric;
+	IF sid IS NULL THEN
+		RETURN;
+	END IF;
+	IF extract(epoch FROM width) < 1 THEN
+		width := INTERVAL '1 second';
+	END IF;
+	IF width >= INTERVAL '1 day' THEN
+		width := ceil(extract(epoch FROM width) / 86400) * INTERVAL '1 day';
+		RETURN QUERY EXECUTE format($q$SELECT date_bin(%4$L::interval, a.t, TIMESTAMPTZ '2000-01-01 00:00:00+00'), sum(a.avg * a.count) / sum(a.count), min(a.min), max(a.max), sum(a.count)::bigint
+		FROM (SELECT bucket AS t, avg, min, max, count FROM "sluice"."measurements_standard_1d" WHERE series_id = %1$s AND bucket >= %2$L::timestamptz AND bucket < %3$L::timestamptz
+		UNION ALL SELECT bucket AS t, avg, min, max, count FROM "sluice"."measurements_free_1d" WHERE series_id = %1$s AND bucket >= %2$L::timestamptz AND bucket < %3$L::timestamptz
+		UNION ALL SELECT bucket AS t, avg, min, max, count FROM "sluice"."measurements_archive_1d" WHERE series_id = %1$s AND bucket >= %2$L::timestamptz AND bucket < %3$L::timestamptz) a GROUP BY 1 ORDER BY 1$q$, sid, date_bin(width, since, origin), until, width);
+		RETURN;
+	END IF;
+	IF width >= INTERVAL '1 hour' THEN
+		width := ceil(extract(epoch FROM width) / 3600) * INTERVAL '1 hour';
+		RETURN QUERY EXECUTE format($q$SELECT date_bin(%4$L::interval, a.t, TIMESTAMPTZ '2000-01-01 00:00:00+00'), sum(a.avg * a.count) / sum(a.count), min(a.min), max(a.max), sum(a.count)::bigint
+		FROM (SELECT bucket AS t, avg, min, max, count FROM "sluice"."measurements_standard_1h" WHERE series_id = %1$s AND bucket >= %2$L::timestamptz AND bucket < %3$L::timestamptz
+		UNION ALL SELECT bucket AS t, avg, min, max, count FROM "sluice"."measurements_free_1h" WHERE series_id = %1$s AND bucket >= %2$L::timestamptz AND bucket < %3$L::timestamptz
+		UNION ALL SELECT bucket AS t, avg, min, max, count FROM "sluice"."measurements_archive_1h" WHERE series_id = %1$s AND bucket >= %2$L::timestamptz AND bucket < %3$L::timestamptz) a GROUP BY 1 ORDER BY 1$q$, sid, date_bin(width, since, origin), until, width);
+		RETURN;
+	END IF;
+	width := ceil(extract(epoch FROM width)) * INTERVAL '1 second';
+	RETURN QUERY EXECUTE format($q$SELECT date_bin(%4$L::interval, a.t, TIMESTAMPTZ '2000-01-01 00:00:00+00'), sum(a.avg * a.count) / sum(a.count), min(a.min), max(a.max), sum(a.count)::bigint
+		FROM (SELECT time AS t, value AS avg, value AS min, value AS max, 1::bigint AS count FROM "sluice"."measurements_standard" WHERE series_id = %1$s AND time >= %2$L::timestamptz AND time < %3$L::timestamptz
+		UNION ALL SELECT time AS t, value AS avg, value AS min, value AS max, 1::bigint AS count FROM "sluice"."measurements_free" WHERE series_id = %1$s AND time >= %2$L::timestamptz AND time < %3$L::timestamptz
+		UNION ALL SELECT time AS t, value AS avg, value AS min, value AS max, 1::bigint AS count FROM "sluice"."measurements_archive" WHERE series_id = %1$s AND time >= %2$L::timestamptz AND time < %3$L::timestamptz) a GROUP BY 1 ORDER BY 1$q$, sid, date_bin(width, since, origin), until, width);
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION "sluice"."readings_points"(tenant text, device text, metric text, since timestamptz, until timestamptz, points integer DEFAULT 500)
+RETURNS TABLE ("time" timestamptz, value double precision, min double precision, max double precision, count bigint)
+LANGUAGE sql STABLE AS $fn$
+	SELECT * FROM "sluice"."readings_step"(tenant, device, metric, since, until, (until - since) / greatest(points, 1))
+$fn$;
+
+COMMENT ON VIEW "sluice"."readings" IS 'sluice views 88c6aa27dc6f8266';

@@ -13,28 +13,28 @@ import (
 	"github.com/sluice-iot/sluice"
 )
 
-func TestClassify(t *testing.T) {
+func TestFaultOf(t *testing.T) {
 	for _, c := range []struct {
 		err   error
-		class errClass
+		fault fault
 		state string
 	}{
-		{&pgconn.PgError{Code: "22021", Message: "invalid byte sequence"}, classData, "22021"},
-		{fmt.Errorf("copy 3 rows: %w", &pgconn.PgError{Code: "23514"}), classData, "23514"},
-		{&pgconn.PgError{Code: "23502"}, classData, "23502"},
-		{&pgconn.PgError{Code: "54000"}, classData, "54000"},
-		{&pgconn.PgError{Code: "23505"}, classTransient, "23505"}, // the expected conflict is merged, never isolated
-		{&pgconn.PgError{Code: "08006"}, classTransient, "08006"},
-		{&pgconn.PgError{Code: "53300"}, classTransient, "53300"},
-		{&pgconn.PgError{Code: "57P01"}, classTransient, "57P01"},
-		{&pgconn.PgError{Code: "40001"}, classTransient, "40001"},
-		{&pgconn.PgError{Code: "42P01"}, classTransient, "42P01"}, // a missing table: retried, never dropped
-		{context.DeadlineExceeded, classTransient, ""},
-		{errors.New("unexpected EOF"), classTransient, ""},
+		{&pgconn.PgError{Code: "22021", Message: "invalid byte sequence"}, faultData, "22021"},
+		{fmt.Errorf("copy 3 rows: %w", &pgconn.PgError{Code: "23514"}), faultData, "23514"},
+		{&pgconn.PgError{Code: "23502"}, faultData, "23502"},
+		{&pgconn.PgError{Code: "54000"}, faultData, "54000"},
+		{&pgconn.PgError{Code: "23505"}, faultTransient, "23505"}, // the expected conflict is merged, never isolated
+		{&pgconn.PgError{Code: "08006"}, faultTransient, "08006"},
+		{&pgconn.PgError{Code: "53300"}, faultTransient, "53300"},
+		{&pgconn.PgError{Code: "57P01"}, faultTransient, "57P01"},
+		{&pgconn.PgError{Code: "40001"}, faultTransient, "40001"},
+		{&pgconn.PgError{Code: "42P01"}, faultTransient, "42P01"}, // a missing table: retried, never dropped
+		{context.DeadlineExceeded, faultTransient, ""},
+		{errors.New("unexpected EOF"), faultTransient, ""},
 	} {
-		class, state := classify(c.err)
-		if class != c.class || state != c.state {
-			t.Errorf("classify(%v): got %v %q, want %v %q", c.err, class, state, c.class, c.state)
+		f, state := faultOf(c.err)
+		if f != c.fault || state != c.state {
+			t.Errorf("faultOf(%v): got %v %q, want %v %q", c.err, f, state, c.fault, c.state)
 		}
 	}
 }

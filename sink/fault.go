@@ -6,48 +6,49 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// errClass is what the sink does about a failed write.
-type errClass int
+// fault is what kind of failure a write met, and so what the sink does about it. (A retention
+// class, class.go, is another thing.)
+type fault int
 
 const (
-	// classTransient: the database, the network or a resource failed, not the rows. The batch
+	// faultTransient: the database, the network or a resource failed, not the rows. The batch
 	// is retried, whole, with capped backoff, until it commits; nothing is dropped.
-	classTransient errClass = iota
-	// classData: the database refused some rows of the batch (SQLSTATE classes 22 data
+	faultTransient fault = iota
+	// faultData: the database refused some rows of the batch (SQLSTATE classes 22 data
 	// exception, 23 integrity constraint violation, 54 program limit exceeded). The batch is
 	// split until the refused rows are found; they become dead letters and the rest commits.
-	classData
+	faultData
 )
 
-func (c errClass) String() string {
-	if c == classData {
+func (f fault) String() string {
+	if f == faultData {
 		return "data"
 	}
 	return "transient"
 }
 
-// classify decides what to do about err, returned by writer.write. Only a PostgreSQL error
-// whose SQLSTATE names the rows is a data error; everything else (connection classes 08, 53
+// faultOf decides what to do about err, returned by writer.write. Only a PostgreSQL error
+// whose SQLSTATE names the rows is a data fault; everything else (connection classes 08, 53
 // insufficient resources, 57 operator intervention, 40 transaction rollback, a timeout, an
 // error without SQLSTATE) is transient: retrying a whole batch is always safe, dropping rows
 // on a guess never is. The expected conflict (23505 unique_violation) cannot reach here: the
 // merge skips existing rows with ON CONFLICT DO NOTHING; if it does, it is retried.
-func classify(err error) (errClass, string) {
+func faultOf(err error) (fault, string) {
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) {
-		return classTransient, ""
+		return faultTransient, ""
 	}
 	if len(pe.Code) != 5 {
-		return classTransient, pe.Code
+		return faultTransient, pe.Code
 	}
 	switch pe.Code[:2] {
 	case "22", "54":
-		return classData, pe.Code
+		return faultData, pe.Code
 	case "23":
 		if pe.Code == "23505" {
-			return classTransient, pe.Code
+			return faultTransient, pe.Code
 		}
-		return classData, pe.Code
+		return faultData, pe.Code
 	}
-	return classTransient, pe.Code
+	return faultTransient, pe.Code
 }

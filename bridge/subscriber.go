@@ -1,4 +1,7 @@
-package hooks
+// Package bridge makes Sluice an MQTT client of other brokers (a network server's): each
+// subscription feeds the messages it receives into the same ingest pipeline as the embedded
+// broker, and acknowledges each only once it is stored. It holds no ingest logic.
+package bridge
 
 import (
 	"context"
@@ -13,11 +16,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"gopkg.in/yaml.v3"
+
+	"github.com/sluice-iot/sluice/hooks"
 )
 
-// SubscriberConfig makes Sluice an MQTT client of another broker (a network server's), fed into
+// Config makes Sluice an MQTT client of another broker (a network server's), fed into
 // the same ingest pipeline as its own broker: routes apply to the topics received.
-type SubscriberConfig struct {
+type Config struct {
 	// Name identifies the subscription in logs and metrics.
 	Name string `yaml:"name"`
 	// Broker is the URL of the broker: tcp://host:1883, ssl://host:8883, ws://host/mqtt.
@@ -39,13 +44,13 @@ type SubscriberConfig struct {
 	MaxReconnectInterval time.Duration `yaml:"max_reconnect_interval"`
 }
 
-// DefaultSubscriberConfig returns the defaults of one subscription.
-func DefaultSubscriberConfig() SubscriberConfig {
-	return SubscriberConfig{QoS: 1, KeepAlive: 30 * time.Second, ConnectTimeout: 10 * time.Second, MaxReconnectInterval: 30 * time.Second}
+// DefaultConfig returns the defaults of one subscription.
+func DefaultConfig() Config {
+	return Config{QoS: 1, KeepAlive: 30 * time.Second, ConnectTimeout: 10 * time.Second, MaxReconnectInterval: 30 * time.Second}
 }
 
 // Validate reports every problem of c.
-func (c SubscriberConfig) Validate() error {
+func (c Config) Validate() error {
 	var errs []error
 	if c.Name == "" {
 		errs = append(errs, errors.New("name: required"))
@@ -86,19 +91,19 @@ func (c SubscriberConfig) Validate() error {
 }
 
 // UnmarshalYAML fills the keys a subscription leaves out with their defaults.
-func (c *SubscriberConfig) UnmarshalYAML(n *yaml.Node) error {
-	type plain SubscriberConfig
-	p := plain(DefaultSubscriberConfig())
+func (c *Config) UnmarshalYAML(n *yaml.Node) error {
+	type plain Config
+	p := plain(DefaultConfig())
 	if err := n.Decode(&p); err != nil {
 		return err
 	}
-	*c = SubscriberConfig(p)
+	*c = Config(p)
 	return nil
 }
 
-// Handler is the ingest pipeline a subscription feeds: *Ingest.
+// Handler is the ingest pipeline a subscription feeds: *hooks.Ingest.
 type Handler interface {
-	Handle(ctx context.Context, msg *Message) error
+	Handle(ctx context.Context, msg *hooks.Message) error
 }
 
 // Subscriber is one subscription to another broker. Each QoS 1 message is acknowledged
@@ -106,15 +111,15 @@ type Handler interface {
 // with backoff and holds the PUBACK, so the broker keeps the message. The messages in flight
 // are bounded by the broker's limit on unacknowledged messages (Mosquitto: 20).
 type Subscriber struct {
-	cfg  SubscriberConfig
+	cfg  Config
 	h    Handler
 	log  zerolog.Logger
 	warn zerolog.Logger
-	m    *subscriberMetrics
+	m    *subscriptionMetrics
 }
 
-// NewSubscriber builds a subscription; it connects in Run.
-func NewSubscriber(cfg SubscriberConfig, h Handler, log zerolog.Logger, m *SubscriberMetrics) (*Subscriber, error) {
+// New builds a subscription; it connects in Run.
+func New(cfg Config, h Handler, log zerolog.Logger, m *Metrics) (*Subscriber, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -182,7 +187,7 @@ func (s *Subscriber) Run(ctx context.Context) error {
 // handle stores one message, retrying while the pipeline refuses it, and acknowledges it once
 // stored. When ctx ends first the message is left unacknowledged for the next connection.
 func (s *Subscriber) handle(ctx context.Context, pm paho.Message) {
-	msg := Message{Client: "subscriber:" + s.cfg.Name, Topic: pm.Topic(), Payload: pm.Payload(), QoS: pm.Qos(), PacketID: pm.MessageID()}
+	msg := hooks.Message{Client: "subscriber:" + s.cfg.Name, Topic: pm.Topic(), Payload: pm.Payload(), QoS: pm.Qos(), PacketID: pm.MessageID()}
 	backoff := 50 * time.Millisecond
 	for {
 		err := s.h.Handle(ctx, &msg)
@@ -203,22 +208,22 @@ func (s *Subscriber) handle(ctx context.Context, pm paho.Message) {
 	}
 }
 
-// SubscriberMetrics are the metrics of every subscription, labelled by subscription name.
-type SubscriberMetrics struct {
+// Metrics are the metrics of every subscription, labelled by subscription name.
+type Metrics struct {
 	messages  *prometheus.CounterVec
 	connected *prometheus.GaugeVec
 	connects  *prometheus.CounterVec
 }
 
-type subscriberMetrics struct {
+type subscriptionMetrics struct {
 	messages  *prometheus.CounterVec
 	connected prometheus.Gauge
 	connects  prometheus.Counter
 }
 
-// NewSubscriberMetrics registers the subscription metrics on reg.
-func NewSubscriberMetrics(reg prometheus.Registerer) *SubscriberMetrics {
-	m := &SubscriberMetrics{
+// NewMetrics registers the subscription metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_subscriber_messages_total",
 			Help: "Messages received from subscriptions to other brokers, by subscription and result (stored, retried: the pipeline refused it and it is tried again, abandoned: left unacknowledged at shutdown).",
@@ -236,10 +241,10 @@ func NewSubscriberMetrics(reg prometheus.Registerer) *SubscriberMetrics {
 	return m
 }
 
-func (m *SubscriberMetrics) forName(name string) *subscriberMetrics {
+func (m *Metrics) forName(name string) *subscriptionMetrics {
 	msgs, _ := m.messages.CurryWith(prometheus.Labels{"subscription": name})
 	for _, r := range []string{"stored", "retried", "abandoned"} { // every series exists from the start, at 0
 		msgs.WithLabelValues(r)
 	}
-	return &subscriberMetrics{messages: msgs, connected: m.connected.WithLabelValues(name), connects: m.connects.WithLabelValues(name)}
+	return &subscriptionMetrics{messages: msgs, connected: m.connected.WithLabelValues(name), connects: m.connects.WithLabelValues(name)}
 }

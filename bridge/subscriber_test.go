@@ -1,4 +1,4 @@
-package hooks
+package bridge
 
 import (
 	"context"
@@ -11,20 +11,23 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/nats-io/nuid"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
+
+	"github.com/sluice-iot/sluice/hooks"
+	"github.com/sluice-iot/sluice/internal/metrictest"
+	"github.com/sluice-iot/sluice/internal/mqtttest"
 )
 
 // handlerFunc adapts a function to Handler.
-type handlerFunc func(ctx context.Context, msg *Message) error
+type handlerFunc func(ctx context.Context, msg *hooks.Message) error
 
-func (f handlerFunc) Handle(ctx context.Context, msg *Message) error { return f(ctx, msg) }
+func (f handlerFunc) Handle(ctx context.Context, msg *hooks.Message) error { return f(ctx, msg) }
 
 const localMosquitto = "127.0.0.1:1883"
 
-func runSubscriber(t *testing.T, cfg SubscriberConfig, h Handler, m *SubscriberMetrics) (stop func()) {
+func runSubscriber(t *testing.T, cfg Config, h Handler, m *Metrics) (stop func()) {
 	t.Helper()
-	s, err := NewSubscriber(cfg, h, zerolog.Nop(), m)
+	s, err := New(cfg, h, zerolog.Nop(), m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,12 +46,12 @@ func TestSubscriberAcksOnlyStoredMessages(t *testing.T) {
 		c.Close()
 	}
 	topic := "sluice-test-" + nuid.Next() + "/up"
-	cfg := DefaultSubscriberConfig()
+	cfg := DefaultConfig()
 	cfg.Name, cfg.Broker, cfg.ClientID, cfg.Topics = "ns", "tcp://"+localMosquitto, "sluice-"+nuid.Next(), []string{topic}
 
 	refused := make(chan struct{}, 100)
-	m := NewSubscriberMetrics(prometheus.NewRegistry())
-	stop := runSubscriber(t, cfg, handlerFunc(func(context.Context, *Message) error {
+	m := NewMetrics(prometheus.NewRegistry())
+	stop := runSubscriber(t, cfg, handlerFunc(func(context.Context, *hooks.Message) error {
 		refused <- struct{}{}
 		return errors.New("buffer full")
 	}), m)
@@ -71,13 +74,13 @@ func TestSubscriberAcksOnlyStoredMessages(t *testing.T) {
 	var mu sync.Mutex
 	var stored []string
 	got := make(chan struct{}, 10)
-	stop = runSubscriber(t, cfg, handlerFunc(func(_ context.Context, m *Message) error {
+	stop = runSubscriber(t, cfg, handlerFunc(func(_ context.Context, m *hooks.Message) error {
 		mu.Lock()
 		stored = append(stored, string(m.Payload))
 		mu.Unlock()
 		got <- struct{}{}
 		return nil
-	}), NewSubscriberMetrics(prometheus.NewRegistry()))
+	}), NewMetrics(prometheus.NewRegistry()))
 	defer stop()
 	select {
 	case <-got:
@@ -92,7 +95,7 @@ func TestSubscriberAcksOnlyStoredMessages(t *testing.T) {
 }
 
 func TestSubscriberConfigValidate(t *testing.T) {
-	c := DefaultSubscriberConfig()
+	c := DefaultConfig()
 	c.Broker, c.QoS, c.KeepAlive, c.Topics = "udp://x:1", 2, 0, []string{"a/{device}"}
 	want := "name: required\n" +
 		"broker: scheme \"udp\" is not one of tcp, ssl, ws, wss\n" +
@@ -106,18 +109,9 @@ func TestSubscriberConfigValidate(t *testing.T) {
 }
 
 // waitSubscribed waits until the subscription "ns" holds its subscriptions on the broker.
-func waitSubscribed(t *testing.T, m *SubscriberMetrics) {
+func waitSubscribed(t *testing.T, m *Metrics) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var g dto.Metric
-		m.connected.WithLabelValues("ns").Write(&g)
-		if g.GetGauge().GetValue() == 1 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("not subscribed within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	mqtttest.WaitFor(t, 10*time.Second, "the subscription to be subscribed", func() bool {
+		return metrictest.Counter(t, m.connected.WithLabelValues("ns")) == 1
+	})
 }

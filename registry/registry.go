@@ -1,4 +1,7 @@
-package hooks
+// Package registry is the device registry: what Sluice knows about each device beyond its
+// uplinks (tenant, decoder, variables, retention class, tags), read from a YAML or CSV file and
+// reloaded when the file changes. It knows no MQTT, NATS or SQL.
+package registry
 
 import (
 	"bytes"
@@ -22,8 +25,8 @@ import (
 	"github.com/sluice-iot/sluice/decoders"
 )
 
-// RegistryConfig locates the device registry file.
-type RegistryConfig struct {
+// Config locates the device registry file.
+type Config struct {
 	// File is the registry: YAML (.yaml, .yml) or CSV (.csv). Empty means no registry: every
 	// device is unknown and follows its route's unknown_devices policy.
 	File string `yaml:"file"`
@@ -32,11 +35,11 @@ type RegistryConfig struct {
 	Watch bool `yaml:"watch"`
 }
 
-// DefaultRegistryConfig is no registry, watched when one is set.
-func DefaultRegistryConfig() RegistryConfig { return RegistryConfig{Watch: true} }
+// DefaultConfig is no registry, watched when one is set.
+func DefaultConfig() Config { return Config{Watch: true} }
 
 // Validate reports every problem of c.
-func (c RegistryConfig) Validate() error {
+func (c Config) Validate() error {
 	if c.File == "" {
 		return nil
 	}
@@ -70,7 +73,7 @@ type Device struct {
 // reload swaps the whole table at once, so an uplink sees the old or the new registry, never a
 // mix.
 type Registry struct {
-	cfg     RegistryConfig
+	cfg     Config
 	decs    *decoders.Set
 	log     zerolog.Logger
 	devices atomic.Pointer[map[string]*Device]
@@ -78,9 +81,9 @@ type Registry struct {
 	reloads *prometheus.CounterVec
 }
 
-// NewRegistry reads the registry file (none when cfg.File is empty) and checks that every
+// New reads the registry file (none when cfg.File is empty) and checks that every
 // decoder it names is in decs. It reports every problem of the file at once.
-func NewRegistry(cfg RegistryConfig, decs *decoders.Set, log zerolog.Logger, reg prometheus.Registerer) (*Registry, error) {
+func New(cfg Config, decs *decoders.Set, log zerolog.Logger, reg prometheus.Registerer) (*Registry, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

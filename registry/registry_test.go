@@ -1,4 +1,4 @@
-package hooks
+package registry
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sluice-iot/sluice/decoders"
+	"github.com/sluice-iot/sluice/internal/metrictest"
 )
 
 func writeRegistry(t *testing.T, path, content string) {
@@ -27,10 +28,15 @@ func writeRegistry(t *testing.T, path, content string) {
 
 func newTestRegistry(t *testing.T, name, content string) (*Registry, error) {
 	t.Helper()
-	cfg := DefaultRegistryConfig()
+	return newTestRegistryOn(t, prometheus.NewRegistry(), name, content)
+}
+
+func newTestRegistryOn(t *testing.T, reg prometheus.Registerer, name, content string) (*Registry, error) {
+	t.Helper()
+	cfg := DefaultConfig()
 	cfg.File = filepath.Join(t.TempDir(), name)
 	writeRegistry(t, cfg.File, content)
-	return NewRegistry(cfg, decoders.NewSet(), zerolog.Nop(), prometheus.NewRegistry())
+	return New(cfg, decoders.NewSet(), zerolog.Nop(), reg)
 }
 
 // The same registry written as YAML and as CSV gives the same entries.
@@ -104,7 +110,8 @@ func TestRegistryReportsEveryProblem(t *testing.T) {
 // A broken file is reported and the previous registry stays in force; the next good file
 // replaces it.
 func TestRegistryReloadKeepsPreviousOnError(t *testing.T) {
-	r, err := newTestRegistry(t, "devices.yaml", "devices:\n  - device: a\n    tenant: one\n")
+	metrics := prometheus.NewRegistry()
+	r, err := newTestRegistryOn(t, metrics, "devices.yaml", "devices:\n  - device: a\n    tenant: one\n")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +135,9 @@ func TestRegistryReloadKeepsPreviousOnError(t *testing.T) {
 			}
 		}
 	}
-	reloads := func(result string) float64 { return counterValue(t, r.reloads.WithLabelValues(result)) }
+	reloads := func(result string) float64 {
+		return metrictest.Value(t, metrics, "sluice_registry_reloads_total", "result", result)
+	}
 	// The same file again until it is reloaded: the watcher is set up.
 	until("a reload of the unchanged file", "devices:\n  - device: a\n    tenant: one\n", true, func() bool { return reloads("ok") >= 2 })
 	until("a broken file reported", "devices:\n  - device: a\n    tenant: [broken\n", false, func() bool { return reloads("error") >= 1 })
