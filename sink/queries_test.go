@@ -44,6 +44,10 @@ func TestQueriesDoc(t *testing.T) {
 	}
 	ts := hasTimescale(t)
 	conn := pgtest.Connect(t, cfg.Schema)
+	// As a Grafana data source would have it: the views first, then the extension's functions.
+	if _, err := conn.Exec(ctx, "SET search_path TO "+cfg.Schema+", public"); err != nil {
+		t.Fatal(err)
+	}
 	for _, b := range blocks {
 		q := b[1]
 		title, _, _ := strings.Cut(q, "\n")
@@ -57,7 +61,7 @@ func TestQueriesDoc(t *testing.T) {
 				t.Fatalf("the query's first line must say -- portable or -- TimescaleDB: %q", title)
 			}
 			q = timeFilter.ReplaceAllString(q, "$1 BETWEEN TIMESTAMPTZ '2026-03-01 00:00:00+00' AND TIMESTAMPTZ '2026-03-02 00:00:00+00'")
-			q = strings.NewReplacer("$__interval", "1h", "$tenant", "demo", "$device", "meter-1", "$metric", "kwh").Replace(q)
+			q = strings.NewReplacer("$__timeFrom()", "'2026-03-01T00:00:00Z'", "$__timeTo()", "'2026-03-02T00:00:00Z'", "$__interval", "1h", "$tenant", "demo", "$device", "meter-1", "$metric", "kwh").Replace(q)
 			res, err := conn.Query(ctx, q)
 			if err != nil {
 				t.Fatalf("%v\n%s", err, q)

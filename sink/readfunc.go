@@ -14,15 +14,15 @@ import (
 //
 // Both return (time, value, min, max, count) for one series, one row per step-wide bucket,
 // time-ordered: value is the average of the readings in the bucket, min and max their range.
-// readings_points divides the range into at most points buckets. The source follows the
+// readings_points divides the range into about points buckets (at most one more). The source follows the
 // step, so any range costs about the same: raw rows below an hour, the hourly aggregates below
 // a day, the daily ones above; the step is rounded up to whole seconds, hours or days of its
 // source. Without continuous aggregates every step reads raw rows of the one series.
 //
 // The query is built with the series id and the time bounds as literals, so that the planner
 // sees constants: TimescaleDB then excludes every chunk outside the range while planning, and
-// the series id reaches each class table's (series_id, time) index. Buckets start at
-// 2000-01-01 UTC like time_bucket's; the first one starts at or before since.
+// the series id reaches each class table's (series_id, time) index. Buckets are aligned
+// on 2000-01-01 00:00 UTC (date_bin's origin); the first one starts at or before since.
 func readFunctions(schema string, classes []string, caggs bool) []step {
 	q := func(name string) string { return pgx.Identifier{schema, name}.Sanitize() }
 	// branches selects (bucket time, avg, min, max, count) of one source from every class; %1$s
@@ -34,19 +34,22 @@ func readFunctions(schema string, classes []string, caggs bool) []step {
 		return "SELECT date_bin(%4$L::interval, a.t, TIMESTAMPTZ '2000-01-01 00:00:00+00'), sum(a.avg * a.count) / sum(a.count), min(a.min), max(a.max), sum(a.count)::bigint\n" +
 			"\t\tFROM (" + branches + ") a GROUP BY 1 ORDER BY 1"
 	}
+	// The step is rounded the same way with or without aggregates, so that one call returns
+	// the same points from either.
 	var pick strings.Builder
-	if caggs {
-		for _, b := range []bucket{buckets[1], buckets[0]} {
-			branches := unionAll(classes, "bucket AS t, avg, min, max, count", func(c string) string {
+	for _, b := range []bucket{buckets[1], buckets[0]} {
+		branches := raw
+		if caggs {
+			branches = unionAll(classes, "bucket AS t, avg, min, max, count", func(c string) string {
 				return classNames{schema, c}.qcagg(b) + " WHERE series_id = %1$s AND bucket >= %2$L::timestamptz AND bucket < %3$L::timestamptz"
 			})
-			fmt.Fprintf(&pick, `	IF width >= %[1]s THEN
+		}
+		fmt.Fprintf(&pick, `	IF width >= %[1]s THEN
 		width := ceil(extract(epoch FROM width) / %[2]d) * %[1]s;
 		RETURN QUERY EXECUTE format($q$%[3]s$q$, sid, date_bin(width, since, origin), until, width);
 		RETURN;
 	END IF;
 `, b.width, int(b.size.Seconds()), query(branches))
-		}
 	}
 	return []step{
 		{sql: fmt.Sprintf(`CREATE OR REPLACE FUNCTION %[1]s(tenant text, device text, metric text, since timestamptz, until timestamptz, step interval)

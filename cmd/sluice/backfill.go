@@ -57,17 +57,8 @@ func runBackfill(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice backfill: unexpected arguments %q\n", fs.Args())
 		return exitUsage
 	}
-	now := time.Now()
 	cfg := transfer.BackfillConfig{Chunk: *chunk, Rate: *rate, Restart: *restart}
-	cfg.Tenant = *tenant
-	var problems []string
-	var err error
-	if cfg.Since, err = parseWhen(*since, now); err != nil {
-		problems = append(problems, "--since: "+err.Error())
-	}
-	if cfg.Until, err = parseWhen(*until, now); err != nil {
-		problems = append(problems, "--until: "+err.Error())
-	}
+	problems := parseRange(&cfg.Range, *since, *until, *tenant)
 	if err := cfg.Validate(); err != nil {
 		problems = append(problems, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}

@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/sluice-iot/sluice/edge"
 	"github.com/sluice-iot/sluice/sink"
+	"github.com/sluice-iot/sluice/transfer"
 )
 
 // endpoints resolves the --from and --to of backfill and verify: a PostgreSQL URL, or the
@@ -66,4 +68,20 @@ func (e *endpoints) logger(stderr io.Writer) zerolog.Logger {
 		lc = e.cfg.Log
 	}
 	return edge.NewLogger(lc, stderr)
+}
+
+// parseRange fills r from the --since, --until and --tenant flags of backfill and verify and
+// returns what was wrong with them.
+func parseRange(r *transfer.Range, since, until, tenant string) []string {
+	var problems []string
+	now := time.Now()
+	var err error
+	if r.Since, err = parseWhen(since, now); err != nil {
+		problems = append(problems, "--since: "+err.Error())
+	}
+	if r.Until, err = parseWhen(until, now); err != nil {
+		problems = append(problems, "--until: "+err.Error())
+	}
+	r.Tenant = tenant
+	return problems
 }

@@ -50,6 +50,22 @@ BEGIN
 	IF extract(epoch FROM width) < 1 THEN
 		width := INTERVAL '1 second';
 	END IF;
+	IF width >= INTERVAL '1 day' THEN
+		width := ceil(extract(epoch FROM width) / 86400) * INTERVAL '1 day';
+		RETURN QUERY EXECUTE format($q$SELECT date_bin(%4$L::interval, a.t, TIMESTAMPTZ '2000-01-01 00:00:00+00'), sum(a.avg * a.count) / sum(a.count), min(a.min), max(a.max), sum(a.count)::bigint
+		FROM (SELECT time AS t, value AS avg, value AS min, value AS max, 1::bigint AS count FROM "sluice"."measurements_standard" WHERE series_id = %1$s AND time >= %2$L::timestamptz AND time < %3$L::timestamptz
+		UNION ALL SELECT time AS t, value AS avg, value AS min, value AS max, 1::bigint AS count FROM "sluice"."measurements_free" WHERE series_id = %1$s AND time >= %2$L::timestamptz AND time < %3$L::timestamptz
+		UNION ALL SELECT time AS t, value AS avg, value AS min, value AS max, 1::bigint AS count FROM "sluice"."measurements_archive" WHERE series_id = %1$s AND time >= %2$L::timestamptz AND time < %3$L::timestamptz) a GROUP BY 1 ORDER BY 1$q$, sid, date_bin(width, since, origin), until, width);
+		RETURN;
+	END IF;
+	IF width >= INTERVAL '1 hour' THEN
+		width := ceil(extract(epoch FROM width) / 3600) * INTERVAL '1 hour';
+		RETURN QUERY EXECUTE format($q$SELECT date_bin(%4$L::interval, a.t, TIMESTAMPTZ '2000-01-01 00:00:00+00'), sum(a.avg * a.count) / sum(a.count), min(a.min), max(a.max), sum(a.count)::bigint
+		FROM (SELECT time AS t, value AS avg, value AS min, value AS max, 1::bigint AS count FROM "sluice"."measurements_standard" WHERE series_id = %1$s AND time >= %2$L::timestamptz AND time < %3$L::timestamptz
+		UNION ALL SELECT time AS t, value AS avg, value AS min, value AS max, 1::bigint AS count FROM "sluice"."measurements_free" WHERE series_id = %1$s AND time >= %2$L::timestamptz AND time < %3$L::timestamptz
+		UNION ALL SELECT time AS t, value AS avg, value AS min, value AS max, 1::bigint AS count FROM "sluice"."measurements_archive" WHERE series_id = %1$s AND time >= %2$L::timestamptz AND time < %3$L::timestamptz) a GROUP BY 1 ORDER BY 1$q$, sid, date_bin(width, since, origin), until, width);
+		RETURN;
+	END IF;
 	width := ceil(extract(epoch FROM width)) * INTERVAL '1 second';
 	RETURN QUERY EXECUTE format($q$SELECT date_bin(%4$L::interval, a.t, TIMESTAMPTZ '2000-01-01 00:00:00+00'), sum(a.avg * a.count) / sum(a.count), min(a.min), max(a.max), sum(a.count)::bigint
 		FROM (SELECT time AS t, value AS avg, value AS min, value AS max, 1::bigint AS count FROM "sluice"."measurements_standard" WHERE series_id = %1$s AND time >= %2$L::timestamptz AND time < %3$L::timestamptz
@@ -64,6 +80,6 @@ LANGUAGE sql STABLE AS $fn$
 	SELECT * FROM "sluice"."readings_step"(tenant, device, metric, since, until, (until - since) / greatest(points, 1))
 $fn$;
 
-COMMENT ON VIEW "sluice"."readings" IS 'sluice views 4d9ff59a638b4d48';
+COMMENT ON VIEW "sluice"."readings" IS 'sluice views c4c455d8957ae6ca';
 
 -- skipped timescaledb features: the installed timescaledb 2.12.2 is older than 2.13, the oldest version Sluice supports; the class tables stay plain tables (ALTER EXTENSION timescaledb UPDATE, then run sluice migrate again)
