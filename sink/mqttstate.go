@@ -12,7 +12,8 @@ import (
 
 // MQTTState keeps the broker's MQTT state (broker.StateStore) in a JetStream key-value bucket
 // next to the buffer's stream, in data_dir, with its own budget (nats.mqtt_state_max_bytes):
-// what the broker acknowledged as kept survives a restart and a SIGKILL as the readings do.
+// it survives a restart and a SIGKILL. (The broker acknowledges a publish before it queues it
+// for offline sessions: docs/operations.md names that window.)
 // It is usable once the buffer is open; the bucket is made on first use. Safe for concurrent
 // use.
 type MQTTState struct {
