@@ -203,6 +203,10 @@ func TestACLPublishOwnTopicOnly(t *testing.T) {
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("monitor received %q, want %q", got, want)
 	}
+	// The client sees its connection close before the broker's disconnect hook counts it.
+	mqtttest.WaitFor(t, 10*time.Second, "the refused client's disconnect to be counted", func() bool {
+		return b.counter(t, "sluice_broker_disconnects_total", "reason", "not_authorized") >= 1
+	})
 	if got := b.counter(t, "sluice_broker_disconnects_total", "reason", "not_authorized"); got != 1 {
 		t.Errorf("sluice_broker_disconnects_total{reason=not_authorized}: got %v, want 1", got)
 	}
