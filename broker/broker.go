@@ -14,6 +14,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
@@ -25,6 +26,9 @@ type Broker struct {
 	m         *metrics
 	srv       *mqtt.Server
 	listeners []listeners.Listener
+	deliver   *deliverer
+	persist   *persistHook  // nil when the MQTT state is not kept
+	gate      chan struct{} // closed once the state is restored: the listeners accept from then on
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -64,7 +68,7 @@ func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*Broker, er
 		InlineClient: false,
 	})
 	m := newMetrics(reg, srv)
-	b := &Broker{cfg: cfg, log: log, srv: srv, m: m}
+	b := &Broker{cfg: cfg, log: log, srv: srv, m: m, gate: make(chan struct{})}
 	// Room for max_clients connected clients plus 10 % handshaking: beyond, mochi would
 	// refuse at CONNECT anyway, after spending two goroutines and the TLS handshake on it.
 	slots := make(chan struct{}, maxConnections(cfg.MaxClients))
@@ -76,18 +80,22 @@ func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*Broker, er
 				return nil, fmt.Errorf("listeners[%d].tls: %w", i, err)
 			}
 		}
-		b.listeners = append(b.listeners, newListener(listenerID(l, i), l.Type, l.Address, tc, cfg.ConnectTimeout, slots, m.connRefused))
+		ln := newListener(listenerID(l, i), l.Type, l.Address, tc, cfg.ConnectTimeout, slots, m.connRefused)
+		ln.gate, ln.closeClients = b.gate, b.closeClients
+		b.listeners = append(b.listeners, ln)
 	}
 	auth, err := newAuthHook(cfg, m, log)
 	if err != nil {
 		return nil, err
 	}
+	b.deliver = &deliverer{srv: srv, acl: auth.OnACLCheck, m: m, now: time.Now}
 	for _, h := range []mqtt.Hook{
 		auth,
 		&limitsHook{maxKeepAlive: keepAliveSeconds(cfg.MaxKeepAlive), maxPacketSize: uint32(cfg.MaxPacketSize), m: m,
 			warn: log.Sample(&zerolog.BurstSampler{Burst: 10, Period: 10 * time.Second})},
 		newDropsHook(m, log),
 		newAliasHook(srv),
+		&noLocalHook{d: b.deliver, log: log},
 	} {
 		if err := b.AddHook(h, nil); err != nil {
 			return nil, err
@@ -98,9 +106,15 @@ func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*Broker, er
 
 // Persist keeps persistent sessions, their subscriptions and queued QoS 1/2 messages, and
 // retained messages in store, and restores them when the broker starts (the store must be
-// usable by then). Call before Run.
+// usable by then). Call before Run, after the hooks that may refuse a publish: a publish due
+// to a persistent session is journalled by the last OnPublish hook (handoff.go).
 func (b *Broker) Persist(store StateStore) error {
-	return b.AddHook(newPersistHook(store, b.cfg.MaxSessionExpiry, b.m, b.log), nil)
+	h := newPersistHook(b.srv, store, b.cfg.MaxSessionExpiry, b.m, b.log)
+	if err := b.AddHook(h, nil); err != nil {
+		return err
+	}
+	b.persist, b.deliver.persist = h, h
+	return nil
 }
 
 // AddHook adds a hook; hooks run in the order they are added. Call before Run.
@@ -118,9 +132,15 @@ func (b *Broker) Start() error {
 			return fmt.Errorf("broker: listen %s on %s: %w", l.ID(), l.Address(), err)
 		}
 	}
+	// mochi restores the MQTT state in Serve; the listeners accept once the hand-offs a kill
+	// cut short are queued too.
 	if err := b.srv.Serve(); err != nil {
 		return fmt.Errorf("broker: serve: %w", err)
 	}
+	if b.persist != nil {
+		b.persist.queueLeftovers(b.deliver)
+	}
+	close(b.gate)
 	for _, l := range b.listeners {
 		b.log.Info().Str("listener", l.ID()).Str("protocol", l.Protocol()).Str("address", l.Address()).Msg("mqtt listening")
 	}
@@ -156,6 +176,17 @@ func (b *Broker) Close() error {
 		}
 	})
 	return b.closeErr
+}
+
+// closeClients disconnects the clients of one listener. (mochi's own way, through
+// Clients.GetByListener, takes the clients' read lock twice in a row, which deadlocks when a
+// client connecting or leaving waits for the write lock in between.)
+func (b *Broker) closeClients(listener string) {
+	for _, cl := range b.srv.Clients.GetAll() {
+		if cl.Net.Listener == listener && !cl.Closed() {
+			_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
 }
 
 // maxConnections is how many connections may be open at once, connected or still in their

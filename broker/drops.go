@@ -42,6 +42,8 @@ func (h *dropsHook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
 // OnQosDropped implements mqtt.Hook: a QoS 1/2 message in flight was given up.
 func (h *dropsHook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
 	switch {
+	case cl.IsTakenOver():
+		// a new connection resumed the session: its messages went with it
 	case pk.FixedHeader.Type == packets.Publish && cl.Closed():
 		h.drop(cl, pk, "session_ended")
 	case pk.FixedHeader.Type == packets.Publish:

@@ -37,12 +37,19 @@ type listener struct {
 	establish listeners.EstablishFn
 	closed    atomic.Bool
 	closeOnce sync.Once
+	// gate is closed when the broker may accept connections (its state is restored);
+	// connections wait in the kernel's backlog until then. done is closed by Close.
+	gate, done chan struct{}
+	// closeClients disconnects this listener's clients (Broker.closeClients).
+	closeClients func(listener string)
 }
 
 var _ listeners.Listener = (*listener)(nil)
 
 func newListener(id, typ, address string, tc *tls.Config, connectTimeout time.Duration, slots chan struct{}, refused prometheus.Counter) *listener {
-	l := &listener{id: id, typ: typ, address: address, tls: tc, connectTimeout: connectTimeout, slots: slots, refused: refused}
+	l := &listener{id: id, typ: typ, address: address, tls: tc, connectTimeout: connectTimeout, slots: slots, refused: refused,
+		gate: make(chan struct{}), done: make(chan struct{})}
+	close(l.gate) // open unless the broker sets its own
 	l.upgrader = websocket.Upgrader{
 		Subprotocols: []string{"mqtt"},
 		// MQTT credentials travel in CONNECT, not in cookies: any web origin may connect.
@@ -89,6 +96,11 @@ func (l *listener) Init(log *slog.Logger) error {
 // Serve implements listeners.Listener; it returns when the listener is closed.
 func (l *listener) Serve(establish listeners.EstablishFn) {
 	l.establish = establish
+	select {
+	case <-l.gate:
+	case <-l.done:
+		return
+	}
 	if l.http != nil {
 		if err := l.http.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !l.closed.Load() {
 			l.log.Error("websocket listener failed", "error", err)
@@ -150,14 +162,19 @@ func (l *listener) acquire() bool {
 func (l *listener) release() { <-l.slots }
 
 // Close implements listeners.Listener: it stops accepting, then closes this listener's
-// clients.
+// clients (by l.closeClients when set rather than mochi's closeClients, see
+// Broker.closeClients).
 func (l *listener) Close(closeClients listeners.CloseFn) {
 	l.closeOnce.Do(func() {
 		l.closed.Store(true)
+		close(l.done)
 		if l.http != nil {
 			l.http.Close() // closes the net.Listener; hijacked connections are the clients'
 		} else if l.ln != nil {
 			l.ln.Close()
+		}
+		if l.closeClients != nil {
+			closeClients = l.closeClients
 		}
 		closeClients(l.id)
 	})

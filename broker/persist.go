@@ -7,6 +7,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -73,10 +74,13 @@ type persistHook struct {
 	log       zerolog.Logger
 	warn      zerolog.Logger // sampled
 	known     sync.Map       // client id → true: sessions stored, so that forgetting the others costs nothing
+	sessions  atomic.Int64   // entries in known
+	srv       *mqtt.Server   // to find the sessions a publish is due to (handoff.go)
+	pending   sync.Map       // *mqtt.Client → key of the journal entry of its publish being handed off
 }
 
-func newPersistHook(store StateStore, maxExpiry time.Duration, m *metrics, log zerolog.Logger) *persistHook {
-	return &persistHook{store: store, maxExpiry: maxExpiry, now: time.Now, failed: m.stateFailed, log: log,
+func newPersistHook(srv *mqtt.Server, store StateStore, maxExpiry time.Duration, m *metrics, log zerolog.Logger) *persistHook {
+	return &persistHook{srv: srv, store: store, maxExpiry: maxExpiry, now: time.Now, failed: m.stateFailed, log: log,
 		warn: log.Sample(&zerolog.BurstSampler{Burst: 10, Period: 10 * time.Second})}
 }
 
@@ -88,7 +92,7 @@ func (h *persistHook) Provides(b byte) bool {
 	return bytes.IndexByte([]byte{
 		mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnSubscribed, mqtt.OnUnsubscribed,
 		mqtt.OnRetainMessage, mqtt.OnWillSent, mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped,
-		mqtt.OnClientExpired, mqtt.OnRetainedExpired,
+		mqtt.OnClientExpired, mqtt.OnRetainedExpired, mqtt.OnPublish, mqtt.OnPublished,
 		mqtt.StoredClients, mqtt.StoredInflightMessages, mqtt.StoredRetainedMessages, mqtt.StoredSubscriptions,
 	}, b) >= 0
 }
@@ -136,7 +140,7 @@ func (h *persistHook) OnWillSent(cl *mqtt.Client, _ packets.Packet) {
 }
 
 func (h *persistHook) putClient(cl *mqtt.Client, disconnected int64) {
-	h.known.Store(cl.ID, true)
+	h.remember(cl.ID)
 	props := cl.Properties.Props.Copy(false)
 	h.put(stateKey(stateClient, cl.ID), storedClient{Client: storage.Client{
 		ID: cl.ID, T: storage.ClientKey, Remote: cl.Net.Remote, Listener: cl.Net.Listener,
@@ -155,6 +159,7 @@ func (h *persistHook) putClient(cl *mqtt.Client, disconnected int64) {
 // OnDisconnect implements mqtt.Hook: a session that ends with its connection is forgotten;
 // one that is kept records when its connection ended.
 func (h *persistHook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
+	h.dropPending(cl)
 	switch {
 	case cl.IsTakenOver(), errors.Is(cl.StopCause(), packets.ErrSessionTakenOver):
 		// the new connection owns the session now
@@ -170,11 +175,19 @@ func (h *persistHook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 // OnClientExpired implements mqtt.Hook.
 func (h *persistHook) OnClientExpired(cl *mqtt.Client) { h.forget(cl.ID) }
 
+// remember notes that id's session is stored.
+func (h *persistHook) remember(id string) {
+	if _, loaded := h.known.LoadOrStore(id, true); !loaded {
+		h.sessions.Add(1)
+	}
+}
+
 // forget deletes a session with its subscriptions and queued messages, if it was stored.
 func (h *persistHook) forget(id string) {
 	if _, ok := h.known.LoadAndDelete(id); !ok {
 		return
 	}
+	h.sessions.Add(-1)
 	h.del(stateKey(stateClient, id))
 	for _, prefix := range []string{stateSub, stateInflight} {
 		p := stateKey(prefix, id) + "."
@@ -298,8 +311,15 @@ func (h *persistHook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
 	}
 }
 
-// OnQosDropped implements mqtt.Hook.
-func (h *persistHook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) { h.OnQosComplete(cl, pk) }
+// OnQosDropped implements mqtt.Hook. mochi reports the messages of a session that a new
+// connection resumes as dropped from the old connection: they are the new one's now, under
+// the same keys, and stay stored.
+func (h *persistHook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
+	if cl.IsTakenOver() {
+		return
+	}
+	h.OnQosComplete(cl, pk)
+}
 
 // StoredClients implements mqtt.Hook: the sessions whose expiry has not passed, the time
 // Sluice was down included. A session connected when Sluice stopped (it was killed) counts
@@ -323,7 +343,7 @@ func (h *persistHook) StoredClients() ([]storage.Client, error) {
 		if c.Disconnected > 0 {
 			left := c.Disconnected + expiry - now
 			if left <= 0 {
-				h.known.Store(c.ID, true)
+				h.remember(c.ID)
 				h.forget(c.ID)
 				continue
 			}
@@ -332,7 +352,7 @@ func (h *persistHook) StoredClients() ([]storage.Client, error) {
 			// start-up, whatever is stored.)
 			c.Properties.SessionExpiryInterval, c.Properties.SessionExpiryIntervalFlag = uint32(left), true
 		}
-		h.known.Store(c.ID, true)
+		h.remember(c.ID)
 		out = append(out, c.Client)
 	}
 	return out, nil

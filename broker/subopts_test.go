@@ -106,6 +106,17 @@ func TestSubscriptionOptions(t *testing.T) {
 		other.pub(t, "opts/nl", "theirs", false)
 		check(t, marker(t, g), "opts/nl theirs retain=false")
 	})
+	t.Run("no local with an overlapping subscription", func(t *testing.T) {
+		// MQTT-3.8.3-3 concerns the No Local subscription only: the other one delivers the
+		// client's own message, once, at its QoS.
+		g := connectGot5(t, addr, "nolocal-overlap")
+		g.sub(t, paho5.SubscribeOptions{Topic: "opts/nlo/#", QoS: 1, NoLocal: true})
+		g.sub(t, paho5.SubscribeOptions{Topic: "opts/nlo/a", QoS: 1})
+		g.pub(t, "opts/nlo/a", "own-a", false)
+		g.pub(t, "opts/nlo/b", "own-b", false) // only the No Local subscription matches
+		other.pub(t, "opts/nlo/b", "theirs", false)
+		check(t, marker(t, g), "opts/nlo/a own-a retain=false", "opts/nlo/b theirs retain=false")
+	})
 	t.Run("retain as published", func(t *testing.T) {
 		g := connectGot5(t, addr, "rap")
 		g.sub(t, paho5.SubscribeOptions{Topic: "opts/rap/1", QoS: 1, RetainAsPublished: true})
