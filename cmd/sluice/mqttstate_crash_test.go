@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sort"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -101,5 +103,93 @@ func session(t *testing.T, addr, id string, expiry uint32) (*client5, func() []s
 		mu.Lock()
 		defer mu.Unlock()
 		return append([]string(nil), got...)
+	}
+}
+
+// TestQueuedMessagesSurviveKillAfterPuback: a persistent MQTT 5 subscriber is offline; in each
+// round several publishers send a QoS 1 message for it at once and Sluice is SIGKILLed the
+// moment the first PUBACK arrives, that is before the broker has handed the message to the
+// subscriptions. After the last restart the subscriber reconnects and receives every message
+// that was acknowledged.
+func TestQueuedMessagesSurviveKillAfterPuback(t *testing.T) {
+	bin := sluiceBin(t)
+	dir := t.TempDir()
+	addr := mqtttest.FreeAddr(t)
+	config := writeConfig(t, dir, addr, pgtest.Schema(t), "")
+	c := startChild(t, bin, config)
+	waitListening(t, addr)
+	keeper, _ := session(t, addr, "keeper", 3600)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := keeper.Subscribe(ctx, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "cmd/keeper/#", QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	keeper.Disconnect(&paho5.Disconnect{})
+
+	const rounds, publishers = 6, 4
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	for r := range rounds {
+		if r > 0 {
+			c = startChild(t, bin, config)
+			waitListening(t, addr)
+		}
+		senders := make([]*client5, publishers)
+		for i := range senders {
+			senders[i], _ = session(t, addr, fmt.Sprintf("sender-%d", i), 0)
+		}
+		killed := false
+		var wg sync.WaitGroup
+		for i, s := range senders {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				payload := fmt.Sprintf("r%d-p%d", r, i)
+				if _, err := s.Publish(ctx, &paho5.Publish{Topic: "cmd/keeper/" + payload, QoS: 1, Payload: []byte(payload)}); err != nil {
+					return // not acknowledged: not promised
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				acked["cmd/keeper/"+payload+" "+payload+" retain=false"] = true
+				if !killed {
+					killed = true
+					c.cmd.Process.Signal(syscall.SIGKILL)
+				}
+			}()
+		}
+		wg.Wait()
+		c.cmd.Wait()
+		mu.Lock()
+		if !killed {
+			mu.Unlock()
+			t.Fatalf("round %d: no publish was acknowledged", r)
+		}
+		mu.Unlock()
+	}
+
+	startChild(t, bin, config)
+	waitListening(t, addr)
+	keeper, got := session(t, addr, "keeper", 3600)
+	defer keeper.Disconnect(&paho5.Disconnect{})
+	missing := func() []string {
+		seen := map[string]bool{}
+		for _, g := range got() {
+			seen[g] = true
+		}
+		var out []string
+		for m := range acked {
+			if !seen[m] {
+				out = append(out, m)
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(missing()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if m := missing(); len(m) > 0 {
+		t.Errorf("%d of %d acknowledged messages never reached the persistent subscriber: %q (received %q)", len(m), len(acked), m, got())
 	}
 }
