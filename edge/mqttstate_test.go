@@ -2,13 +2,22 @@ package edge_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"sort"
 	"sync"
 	"testing"
 	"time"
 
 	paho5 "github.com/eclipse/paho.golang/paho"
+	"github.com/mochi-mqtt/server/v2/hooks/storage"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/sluice-iot/sluice/edge"
+	"github.com/sluice-iot/sluice/sink"
 
 	"github.com/sluice-iot/sluice/internal/metrictest"
 	"github.com/sluice-iot/sluice/internal/mqtttest"
@@ -147,4 +156,101 @@ func TestMQTTStateWithinBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	mqtttest.WaitFor(t, 15*time.Second, "the last retained message, kept in memory", func() bool { return len(watcher.received()) == 1 })
+}
+
+// handoffEntry is a hand-off journal entry as the broker writes it (broker/handoff.go).
+type handoffEntry struct {
+	storage.Message
+	Key string `json:"key"`
+}
+
+// withState opens the buffer of a stopped site on its data dir and runs f on its MQTT state.
+func withState(t *testing.T, cfg edge.Config, f func(st *sink.MQTTState)) {
+	t.Helper()
+	b, err := sink.NewBuffer(cfg.NATS, cfg.DataDir, zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	f(b.MQTTState())
+}
+
+// TestHandoffCutShortIsQueuedAtStart: journal entries left in the MQTT state, as a SIGKILL
+// between a PUBACK and the hand-off leaves them, are queued at start-up into the persistent
+// sessions they are due to by the subscriptions as they stand (Retain As Published, No Local
+// of the publisher's own subscription), then deleted.
+func TestHandoffCutShortIsQueuedAtStart(t *testing.T) {
+	cfg := sitetest.Config(t)
+	site := sitetest.Start(t, cfg)
+	keeper := dialSession(t, site.MQTTAddr, "keeper", 3600)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := keeper.Subscribe(ctx, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{
+		{Topic: "cmd/keeper/#", QoS: 1, RetainAsPublished: true},
+		{Topic: "own/#", QoS: 1, NoLocal: true},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	keeper.leave()
+	site.Stop(t)
+
+	now := time.Now().Unix()
+	entry := func(key, origin, topic, payload string, retain bool) handoffEntry {
+		return handoffEntry{Key: key, Message: storage.Message{ID: key, T: "handoff", Client: origin, Origin: origin,
+			TopicName: topic, Payload: []byte(payload), Created: now, PacketID: 7,
+			FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Retain: retain}}}
+	}
+	withState(t, cfg, func(st *sink.MQTTState) {
+		for _, e := range []handoffEntry{
+			entry("hof.a", "sender", "cmd/keeper/x", "cut-short", true),
+			entry("hof.b", "keeper", "own/y", "own", false), // No Local: not for the keeper
+			entry("hof.c", "sender", "own/z", "theirs", false),
+			entry("hof.d", "sender", "nobody/w", "unmatched", false),
+		} {
+			data, err := json.Marshal(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Put(e.Key, data); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+
+	site = sitetest.Start(t, cfg)
+	keeper = dialSession(t, site.MQTTAddr, "keeper", 3600)
+	if !keeper.connack.SessionPresent {
+		t.Fatal("keeper: session not present after the restart")
+	}
+	mqtttest.WaitFor(t, 15*time.Second, "the queued messages", func() bool { return len(keeper.received()) >= 2 })
+	sender := dialSession(t, site.MQTTAddr, "sender", 0)
+	if _, err := sender.Publish(ctx, &paho5.Publish{Topic: "cmd/keeper/end", QoS: 1, Payload: []byte("marker")}); err != nil {
+		t.Fatal(err)
+	}
+	mqtttest.WaitFor(t, 15*time.Second, "the marker", func() bool {
+		got := keeper.received()
+		return got[len(got)-1] == "cmd/keeper/end marker retain=false"
+	})
+	got := keeper.received()
+	sort.Strings(got[:len(got)-1])
+	if want := []string{"cmd/keeper/x cut-short retain=true", "own/z theirs retain=false", "cmd/keeper/end marker retain=false"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("keeper received %q, want %q", got, want)
+	}
+	sender.leave()
+	keeper.leave()
+	site.Stop(t)
+	withState(t, cfg, func(st *sink.MQTTState) {
+		left, err := st.Load("hof.")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(left) != 0 {
+			t.Errorf("%d journal entries left after start-up, want 0", len(left))
+		}
+	})
 }
