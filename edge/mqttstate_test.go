@@ -41,12 +41,19 @@ func (s *session5) received() []string {
 // dialSession connects id with clean start off and the given session expiry (seconds).
 func dialSession(t *testing.T, addr, id string, expiry uint32) *session5 {
 	t.Helper()
+	return dialSessionAck(t, addr, id, expiry, true)
+}
+
+// dialSessionAck is dialSession; a client that does not ack receives messages and never
+// acknowledges them.
+func dialSessionAck(t *testing.T, addr, id string, expiry uint32, ack bool) *session5 {
+	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := &session5{}
-	s.Client = paho5.NewClient(paho5.ClientConfig{Conn: conn,
+	s.Client = paho5.NewClient(paho5.ClientConfig{Conn: conn, EnableManualAcknowledgment: !ack,
 		OnPublishReceived: []func(paho5.PublishReceived) (bool, error){func(pr paho5.PublishReceived) (bool, error) {
 			s.mu.Lock()
 			s.got = append(s.got, fmt.Sprintf("%s %s retain=%v", pr.Packet.Topic, pr.Packet.Payload, pr.Packet.Retain))
@@ -253,4 +260,45 @@ func TestHandoffCutShortIsQueuedAtStart(t *testing.T) {
 			t.Errorf("%d journal entries left after start-up, want 0", len(left))
 		}
 	})
+}
+
+// TestResumedSessionKeepsQueuedMessages: a persistent session resumed by a new connection
+// takes its queued messages along: they are neither counted as dropped nor deleted from the
+// MQTT state, so that a message received but not acknowledged before a restart is sent again
+// after it.
+func TestResumedSessionKeepsQueuedMessages(t *testing.T) {
+	cfg := sitetest.Config(t)
+	site := sitetest.Start(t, cfg)
+	keeper := dialSession(t, site.MQTTAddr, "keeper", 3600)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := keeper.Subscribe(ctx, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "cmd/keeper", QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	keeper.leave()
+	sender := dialSession(t, site.MQTTAddr, "sender", 0)
+	if _, err := sender.Publish(ctx, &paho5.Publish{Topic: "cmd/keeper", QoS: 1, Payload: []byte("queued-1")}); err != nil {
+		t.Fatal(err)
+	}
+	sender.leave()
+
+	// The session is resumed, twice (a reconnect, then a takeover of a live connection); the
+	// message is received and never acknowledged.
+	first := dialSessionAck(t, site.MQTTAddr, "keeper", 3600, false)
+	mqtttest.WaitFor(t, 15*time.Second, "the queued message", func() bool { return len(first.received()) == 1 })
+	second := dialSessionAck(t, site.MQTTAddr, "keeper", 3600, false)
+	mqtttest.WaitFor(t, 15*time.Second, "the queued message again", func() bool { return len(second.received()) == 1 })
+	if got := metrictest.Value(t, site.Registry(), "sluice_broker_outbound_dropped_total", "reason", "session_ended"); got != 0 {
+		t.Errorf("sluice_broker_outbound_dropped_total{reason=session_ended} = %v after resuming a session, want 0", got)
+	}
+	second.leave()
+	site.Stop(t)
+
+	site = sitetest.Start(t, cfg)
+	keeper = dialSession(t, site.MQTTAddr, "keeper", 3600)
+	defer keeper.leave()
+	mqtttest.WaitFor(t, 15*time.Second, "the unacknowledged message after a restart", func() bool { return len(keeper.received()) == 1 })
+	if got := keeper.received(); got[0] != "cmd/keeper queued-1 retain=false" {
+		t.Errorf("keeper received %q, want the message it never acknowledged", got)
+	}
 }
