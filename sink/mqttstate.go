@@ -12,8 +12,9 @@ import (
 
 // MQTTState keeps the broker's MQTT state (broker.StateStore) in a JetStream key-value bucket
 // next to the buffer's stream, in data_dir, with its own budget (nats.mqtt_state_max_bytes):
-// it survives a restart and a SIGKILL. (The broker acknowledges a publish before it queues it
-// for offline sessions: docs/operations.md names that window.)
+// it survives a restart and a SIGKILL. It also holds the broker's hand-off journal: a publish
+// due to a persistent session is written here before it is acknowledged and deleted once it is
+// queued, so that a kill in between loses nothing (docs/operations.md, MQTT state).
 // It is usable once the buffer is open; the bucket is made on first use. Safe for concurrent
 // use.
 type MQTTState struct {

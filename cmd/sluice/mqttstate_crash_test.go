@@ -35,9 +35,6 @@ func TestMQTTStateSurvivesKill(t *testing.T) {
 	}
 	keeper.Disconnect(&paho5.Disconnect{})
 	sender, _ := session(t, addr, "sender", 0)
-	// The broker acknowledges a publish before it queues it for the offline session (see
-	// docs/operations.md, MQTT state): the PUBACK of a second publish of the same client is
-	// the moment the first is queued and stored.
 	for _, p := range []*paho5.Publish{
 		{Topic: "cfg/site", QoS: 1, Retain: true, Payload: []byte("v1")},
 		{Topic: "cmd/keeper", QoS: 1, Payload: []byte("queued-1")},
