@@ -302,3 +302,41 @@ func TestResumedSessionKeepsQueuedMessages(t *testing.T) {
 		t.Errorf("keeper received %q, want the message it never acknowledged", got)
 	}
 }
+
+// TestHandoffRefusedWhenStateFull: when the MQTT state's budget is used up, a publish due to
+// a persistent session cannot be journalled and is refused (PUBACK 0x97), never acknowledged
+// and then lost; the failure is counted. A publish no persistent session is due is taken.
+func TestHandoffRefusedWhenStateFull(t *testing.T) {
+	cfg := sitetest.Config(t)
+	cfg.NATS.MQTTStateMaxBytes = 1 << 20
+	site := sitetest.Start(t, cfg)
+	keeper := dialSession(t, site.MQTTAddr, "keeper", 3600)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := keeper.Subscribe(ctx, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "cmd/keeper", QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	keeper.leave()
+	sender := dialSession(t, site.MQTTAddr, "filler", 0)
+	defer sender.leave()
+	payload := make([]byte, 16<<10)
+	for i := 0; metrictest.Value(t, site.Registry(), "sluice_broker_state_write_failures_total", "", "") == 0; i++ {
+		if i == 200 {
+			t.Fatal("no state write failed after 3.2 MB of retained messages into a 1 MiB budget")
+		}
+		if _, err := sender.Publish(ctx, &paho5.Publish{Topic: fmt.Sprintf("cfg/big/%d", i), QoS: 1, Retain: true, Payload: payload}); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	failures := metrictest.Value(t, site.Registry(), "sluice_broker_state_write_failures_total", "", "")
+	pr, err := sender.Publish(ctx, &paho5.Publish{Topic: "cmd/keeper", QoS: 1, Payload: payload})
+	if pr == nil || pr.ReasonCode != 0x97 {
+		t.Errorf("publish due to the offline session with the state full: %+v, %v; want PUBACK reason 0x97", pr, err)
+	}
+	if got := metrictest.Value(t, site.Registry(), "sluice_broker_state_write_failures_total", "", ""); got <= failures {
+		t.Errorf("sluice_broker_state_write_failures_total = %v after a refused journal entry, want more than %v", got, failures)
+	}
+	if pr, err := sender.Publish(ctx, &paho5.Publish{Topic: "cmd/nobody", QoS: 1, Payload: []byte("x")}); err != nil || pr.ReasonCode != 0 {
+		t.Errorf("publish no persistent session is due: %+v, %v; want PUBACK 0x00", pr, err)
+	}
+}
