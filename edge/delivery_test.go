@@ -126,12 +126,15 @@ func TestDualWriteOneTargetCut(t *testing.T) {
 	time.Sleep(time.Second)
 	proxy.Cut()
 	// While the mirror is cut, the main target keeps up with the stream.
-	time.Sleep(3 * time.Second)
+	var st edge.Status
+	mqtttest.WaitFor(t, 60*time.Second, "the mirror to be degraded and lagging", func() bool {
+		st = getJSON[edge.Status](t, site.HTTPAddr, "/status")
+		return st.Targets[1].State == "degraded" && st.Targets[1].LagMessages > 0
+	})
 	mid := s.acked.Load()
 	if n := waitCountIn(t, site.Schema, 5*mid); n < 5*mid {
 		t.Fatalf("main target stalled while the mirror was cut: %d readings, want at least %d", n, 5*mid)
 	}
-	st := getJSON[edge.Status](t, site.HTTPAddr, "/status")
 	if st.Targets[1].Name != "mirror" || st.Targets[1].State != "degraded" || st.Targets[1].LagMessages == 0 {
 		t.Fatalf("status while the mirror is cut: got %+v, want it degraded and lagging", st.Targets[1])
 	}

@@ -84,8 +84,9 @@ func TestTargetStartPoints(t *testing.T) {
 		}
 	}
 	pub(10)
-	time.Sleep(20 * time.Millisecond)
-	mid := time.Now().UTC()
+	// The first ten were stored (their acks are in) at or before mid, the next ten after it:
+	// the clock has moved past mid before they are published.
+	mid := instant().UTC()
 	pub(10)
 
 	all := targetConfig(t, "all_history")
@@ -93,8 +94,8 @@ func TestTargetStartPoints(t *testing.T) {
 	since.Start = mid.Format(time.RFC3339Nano)
 	fresh := targetConfig(t, "only_new")
 	fresh.Start = sink.StartNew
-	startTarget(t, buf, all, nil)
-	startTarget(t, buf, since, nil)
+	ra := startTarget(t, buf, all, nil)
+	rs := startTarget(t, buf, since, nil)
 	f := startTarget(t, buf, fresh, nil)
 	mqtttest.WaitFor(t, 30*time.Second, "the new target to consume", func() bool {
 		return f.Report(context.Background()).State == sink.StateOK
@@ -102,14 +103,19 @@ func TestTargetStartPoints(t *testing.T) {
 	pub(5)
 	f.stop()
 	pub(3) // stored while only_new is down: it must get them when it comes back
-	startTarget(t, buf, fresh, nil)
+	rf := startTarget(t, buf, fresh, nil)
 
 	for _, c := range []struct {
 		cfg  sink.TargetConfig
+		r    *running
 		want int64
-	}{{all, 28}, {since, 18}, {fresh, 8}} {
-		waitCount(t, c.cfg.Schema, "SELECT count(*) FROM readings", c.want, 30*time.Second)
-		time.Sleep(100 * time.Millisecond)
+	}{{all, ra, 28}, {since, rs, 18}, {fresh, rf, 8}} {
+		// Nothing pending and nothing delivered unacknowledged (an ack wait could redeliver
+		// it): every uplink the consumer will ever get is committed, so the count is final.
+		mqtttest.WaitFor(t, 30*time.Second, c.cfg.Name+" to commit all it is due", func() bool {
+			r := c.r.Report(context.Background())
+			return r.State == sink.StateOK && r.LagMessages == 0
+		})
 		if got := pgtest.Count(t, c.cfg.Schema, "SELECT count(*) FROM readings"); got != c.want {
 			t.Errorf("target %s (start %s): got %d readings, want %d", c.cfg.Name, c.cfg.Start, got, c.want)
 		}

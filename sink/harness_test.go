@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -155,6 +156,16 @@ func waitCount(t testing.TB, schema, query string, want int64, timeout time.Dura
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// instant returns the time now once the clock has moved past it: a message whose store was
+// acknowledged before the call was stored at or before it, one published after, after it.
+func instant() time.Time {
+	at := time.Now()
+	for !time.Now().After(at) {
+		runtime.Gosched()
+	}
+	return at
 }
 
 func migrate(t testing.TB, cfg sink.TargetConfig) {

@@ -100,14 +100,11 @@ func TestReplayWindowAndErrors(t *testing.T) {
 	for i := range 10 {
 		publish(t, buf, uplink(fmt.Sprintf("early%d", i), "dev", at.Add(time.Duration(i)*time.Second), 1))
 	}
-	time.Sleep(20 * time.Millisecond)
-	since := time.Now()
+	since := instant()
 	for i := range 7 {
 		publish(t, buf, uplink(fmt.Sprintf("late%d", i), "dev", at.Add(time.Hour/2+time.Duration(i)*time.Second), 1))
 	}
-	time.Sleep(20 * time.Millisecond)
-	until := time.Now()
-	time.Sleep(20 * time.Millisecond)
+	until := instant()
 	publish(t, buf, uplink("after", "dev", at.Add(-time.Minute), 1))
 
 	cfg := targetConfig(t, "window")
