@@ -340,3 +340,63 @@ func TestHandoffRefusedWhenStateFull(t *testing.T) {
 		t.Errorf("publish no persistent session is due: %+v, %v; want PUBACK 0x00", pr, err)
 	}
 }
+
+// TestRetainHandlingAfterRestart: a subscription restored with its session after a restart
+// exists for Retain Handling: subscribing again with 1 sends no retained message, with 0 it
+// does; Retain Handling 2 never does.
+func TestRetainHandlingAfterRestart(t *testing.T) {
+	cfg := sitetest.Config(t)
+	site := sitetest.Start(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	subscribe := func(s *session5, rh byte) {
+		t.Helper()
+		if _, err := s.Subscribe(ctx, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "cfg/#", QoS: 1, RetainHandling: rh}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := dialSession(t, site.MQTTAddr, "other", 0)
+	if _, err := other.Publish(ctx, &paho5.Publish{Topic: "cfg/site", QoS: 1, Retain: true, Payload: []byte("v1")}); err != nil {
+		t.Fatal(err)
+	}
+	other.leave()
+	one := dialSession(t, site.MQTTAddr, "rh1", 3600)
+	subscribe(one, 1)
+	mqtttest.WaitFor(t, 15*time.Second, "the retained message on a new subscription", func() bool { return len(one.received()) == 1 })
+	one.leave()
+	zero := dialSession(t, site.MQTTAddr, "rh0", 3600)
+	subscribe(zero, 2)
+	zero.leave()
+	site.Stop(t)
+
+	site = sitetest.Start(t, cfg)
+	one = dialSession(t, site.MQTTAddr, "rh1", 3600)
+	defer one.leave()
+	zero = dialSession(t, site.MQTTAddr, "rh0", 3600)
+	defer zero.leave()
+	if !one.connack.SessionPresent || !zero.connack.SessionPresent {
+		t.Fatal("sessions not present after the restart")
+	}
+	subscribe(one, 1)  // the restored subscription exists: nothing sent
+	subscribe(zero, 0) // sent whether it exists or not
+	other = dialSession(t, site.MQTTAddr, "other", 0)
+	defer other.leave()
+	if _, err := other.Publish(ctx, &paho5.Publish{Topic: "cfg/end", QoS: 1, Payload: []byte("marker")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		s    *session5
+		want []string
+	}{
+		{one, []string{"cfg/end marker retain=false"}},
+		{zero, []string{"cfg/site v1 retain=true", "cfg/end marker retain=false"}},
+	} {
+		mqtttest.WaitFor(t, 15*time.Second, "the marker", func() bool {
+			got := c.s.received()
+			return len(got) > 0 && got[len(got)-1] == "cfg/end marker retain=false"
+		})
+		if got := c.s.received(); fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("received %q, want %q", got, c.want)
+		}
+	}
+}
