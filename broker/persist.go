@@ -64,7 +64,8 @@ type storedClient struct {
 // when the broker starts (before it listens), and reports every change through the hook's
 // events, on the goroutines of the clients concerned. A write that fails (the store is
 // unreachable or its budget is used up) is counted and logged, sampled; the broker goes on
-// with its state in memory.
+// with its state in memory, except for the hand-off journal (handoff.go): a publish whose
+// entry cannot be written is refused.
 type persistHook struct {
 	mqtt.HookBase
 	store     StateStore
