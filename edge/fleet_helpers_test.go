@@ -24,7 +24,8 @@ import (
 
 // testHub is a hub NATS server with JetStream in domain "hub", started in-process from a
 // configuration shaped as deploy/fleet/hub.conf: the workers' user, and one user per site for
-// its leafnode link, allowed to publish only its own delivery subject and replies.
+// its leafnode link, allowed to publish only its own delivery subject and replies. It does
+// not advertise its leafnode address, so that an edge reaches it only through its proxy.
 type testHub struct {
 	ns        *server.Server
 	ClientURL string
@@ -55,7 +56,7 @@ func startHub(t testing.TB, sites ...string) *testHub {
 server_name: hub-test
 listen: 127.0.0.1:-1
 jetstream {store_dir: %q, domain: hub}
-leafnodes {listen: 127.0.0.1:-1}
+leafnodes {listen: 127.0.0.1:-1, no_advertise: true}
 authorization {users: [
     {user: worker, password: %s},
     %s

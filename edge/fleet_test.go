@@ -1,6 +1,7 @@
 package edge_test
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"strings"
@@ -161,5 +162,83 @@ func TestFleetSiteWritesOnlyItsOwnSubjects(t *testing.T) {
 	}
 	if got := countRows(t, schema); got != 0 {
 		t.Errorf("rows from the rogue: got %d, want 0", got)
+	}
+}
+
+// An edge reclaims committed history only for what the hub holds: with the link cut and the
+// buffer past 90 % of its budget, reclaim removes the messages the hub acknowledged, and no
+// more; once the link is back, the hub catches up with the rest, every reading once.
+func TestFleetEdgeReclaimsOnlyWhatTheHubHolds(t *testing.T) {
+	hub := startHub(t, "s1")
+	schema := pgtest.Schema(t)
+	startWorker(t, workerConfig(t, hub, schema, "s1"))
+	cfg, proxy := edgeConfig(t, hub, "s1")
+	cfg.NATS.MaxBytes = 1 << 20
+	cfg.NATS.Listen = mqtttest.FreeAddr(t)
+	e := sitetest.Start(t, cfg)
+	nc, err := nats.Connect("nats://" + cfg.NATS.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	state := func() jetstream.StreamState {
+		s, err := js.Stream(t.Context(), "SLUICE")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.CachedInfo().State
+	}
+
+	c := mqtttest.Connect(t, e.MQTTAddr, "pub-reclaim")
+	defer c.Disconnect(100)
+	note := strings.Repeat("x", 2000)
+	seq := 0
+	publish := func(n int) {
+		for range n {
+			seq++
+			tok := c.Publish("sensors/d1/up", 1, false, fmt.Sprintf(`{"time":%d,"v":%d,"note":%q}`, 1_700_000_000_000+seq, seq, note))
+			if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+				t.Fatalf("publish #%d: %v", seq, tok.Error())
+			}
+		}
+	}
+	const held = 50
+	publish(held)
+	mqtttest.WaitFor(t, 30*time.Second, "the hub holding the first readings", func() bool {
+		h := e.Status(t.Context()).Hub
+		return h.HeldSequence == held && h.LagMessages == 0
+	})
+	per := state().Bytes / held
+	proxy.Cut()
+	mqtttest.WaitFor(t, 10*time.Second, "the link down", func() bool { return !e.Status(t.Context()).Hub.Connected })
+	// Up to 93 % of the budget: reclaim (at 90 %) would remove down to 75 %, more than the
+	// hub holds.
+	total := int(uint64(0.93*float64(cfg.NATS.MaxBytes)) / per)
+	if excess := int(uint64(0.18*float64(cfg.NATS.MaxBytes)) / per); excess <= held {
+		t.Fatalf("test setup: reclaim would remove %d messages, not more than the %d the hub holds", excess, held)
+	}
+	publish(total - held)
+	mqtttest.WaitFor(t, 30*time.Second, "reclaim of what the hub holds", func() bool { return state().FirstSeq > 1 })
+	if st := state(); st.FirstSeq != held+1 || st.LastSeq != uint64(seq) {
+		t.Fatalf("after reclaim the edge keeps sequences %d..%d, want %d..%d: it reclaimed what the hub does not hold", st.FirstSeq, st.LastSeq, held+1, seq)
+	}
+	if h := e.Status(t.Context()).Hub; h.LagMessages != uint64(seq-held) {
+		t.Errorf("hub lag while cut: got %d, want %d", h.LagMessages, seq-held)
+	}
+	proxy.Restore()
+	defer func() {
+		if t.Failed() {
+			hs, _ := hub.js.Stream(context.Background(), "SLUICE")
+			info, _ := hs.Info(context.Background())
+			for _, s := range info.Sources {
+				t.Logf("hub source %s: lag %d active %v error %v", s.External.APIPrefix, s.Lag, s.Active, s.Error)
+			}
+			t.Logf("hub stream %+v; edge hub %+v; edge stream %+v", info.State, e.Status(context.Background()).Hub, state())
+		}
+	}()
+	mqtttest.WaitFor(t, 60*time.Second, "every reading in the database", func() bool { return countRows(t, schema) >= int64(seq) })
+	if got := pgtest.Count(t, schema, "select count(distinct time) from readings"); got != int64(seq) || countRows(t, schema) != int64(seq) {
+		t.Errorf("readings: %d distinct of %d rows, want %d once each", got, countRows(t, schema), seq)
 	}
 }
