@@ -41,7 +41,9 @@ func (b *batch) add(msg jetstream.Msg, u *sluice.Uplink, err error, limits RowLi
 			dls = append(dls, &sluice.DeadLetter{UplinkID: u.ID, Tenant: u.Tenant, Device: u.Device, Row: r, Error: why})
 			continue
 		}
-		b.rows = append(b.rows, row{key: seriesKey{u.Tenant, u.Device, r.Metric}, unit: r.Unit, time: r.Time, value: r.Value})
+		k, _ := kindOf(r.Type) // check refused the types it does not know
+		b.rows = append(b.rows, row{key: seriesKey{u.Tenant, u.Device, r.Metric}, unit: r.Unit, time: r.Time, value: r.Value,
+			text: r.Text, loc: r.Location, kind: k})
 		b.from = append(b.from, i)
 	}
 	return dls
@@ -52,6 +54,6 @@ func (b *batch) rowLetter(k int) (jetstream.Msg, *sluice.DeadLetter) {
 	r := b.rows[k]
 	return b.msgs[b.from[k]], &sluice.DeadLetter{
 		UplinkID: b.ids[b.from[k]], Tenant: r.key.tenant, Device: r.key.device,
-		Row: &sluice.Reading{Metric: r.key.metric, Value: r.value, Unit: r.unit, Time: r.time},
+		Row: &sluice.Reading{Metric: r.key.metric, Type: kinds[r.kind].typ, Value: r.value, Text: r.text, Location: r.loc, Unit: r.unit, Time: r.time},
 	}
 }

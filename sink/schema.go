@@ -60,6 +60,10 @@ INSERT INTO latest (series_id, time, value)
 	SELECT DISTINCT ON (series_id) series_id, time, value FROM measurements_standard ORDER BY series_id, time DESC
 	ON CONFLICT (series_id) DO NOTHING;
 `},
+	{3, "series value type", `
+ALTER TABLE series ADD COLUMN IF NOT EXISTS type text NOT NULL DEFAULT 'number'
+	CONSTRAINT series_type_check CHECK (type IN ('number', 'text', 'bool', 'location'));
+`},
 }
 
 // migrationLock is the advisory lock key that serialises migrations across processes.
