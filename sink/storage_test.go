@@ -94,7 +94,7 @@ func TestStorageMigratePlain(t *testing.T) {
 			t.Errorf("migrate output lacks %q; got:\n%s", want, strings.Join(out, "\n"))
 		}
 	}
-	if got, want := out[len(out)-1], "schema "+cfg.Schema+": applied 16 changes (5 features skipped, listed above)"; got != want {
+	if got, want := out[len(out)-1], "schema "+cfg.Schema+": applied 17 changes (5 features skipped, listed above)"; got != want {
 		t.Errorf("last line = %q, want %q", got, want)
 	}
 	if !strings.HasPrefix(out[len(out)-6], "skipped hypertables, compression, retention and continuous aggregates: the timescaledb extension is not installed") {

@@ -48,9 +48,9 @@ type writer struct {
 	pool    *pgxpool.Pool
 	classes *classifier
 	// Qualified table names: writes never depend on the search path.
-	seriesTable, latest string
-	tables              []string             // measurements table by class index
-	typedTables         [][len(kinds)]string // typed tables by class index and kind
+	seriesTable, latest, devices string
+	tables                       []string             // measurements table by class index
+	typedTables                  [][len(kinds)]string // typed tables by class index and kind
 
 	mu     sync.Mutex
 	series map[seriesKey]seriesRef
@@ -82,6 +82,7 @@ func newWriter(pool *pgxpool.Pool, schema string, storage StorageConfig) *writer
 		classes:     newClassifier(storage),
 		seriesTable: pgx.Identifier{schema, "series"}.Sanitize(),
 		latest:      pgx.Identifier{schema, "latest"}.Sanitize(),
+		devices:     pgx.Identifier{schema, "devices"}.Sanitize(),
 		series:      map[seriesKey]seriesRef{},
 	}
 	for _, name := range w.classes.names {
@@ -99,14 +100,27 @@ func newWriter(pool *pgxpool.Pool, schema string, storage StorageConfig) *writer
 // table skipping rows already there, and move latest forward for every series whose newest row
 // is newer than what latest holds. It returns how many rows were new.
 func (w *writer) write(ctx context.Context, rows []row) (int64, error) {
+	return w.writeWith(ctx, rows, nil)
+}
+
+// writeWith is write that also updates the device inventory with inv (when not nil and not
+// empty) in the same transaction.
+func (w *writer) writeWith(ctx context.Context, rows []row, inv *inventory) (int64, error) {
 	refs, err := w.seriesIDs(ctx, rows)
 	if err != nil {
 		return 0, err
 	}
 	var inserted int64
 	err = pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
-		inserted, err = w.merge(ctx, tx, rows, refs)
-		return err
+		if len(rows) > 0 {
+			if inserted, err = w.merge(ctx, tx, rows, refs); err != nil {
+				return err
+			}
+		}
+		if inv != nil && inv.len() > 0 {
+			return inv.upsert(ctx, tx, w.devices)
+		}
+		return nil
 	})
 	return inserted, err
 }
