@@ -6,16 +6,96 @@ import (
 	"time"
 )
 
-// WireVersion is the version of the JSON message format written to JetStream. Consumers must
-// reject (or route aside) messages whose "v" they do not know.
-const WireVersion = 1
+// WireVersion is the version of the JSON message format written to JetStream for uplinks whose
+// readings are all numbers; WireVersionTyped is the version of an uplink carrying at least one
+// text, boolean or location reading. A numeric-only uplink is written exactly as before typed
+// readings existed, so consumers of version 1 keep reading it. Consumers must reject (or route
+// aside) messages whose "v" they do not know.
+const (
+	WireVersion      = 1
+	WireVersionTyped = 2
+)
 
-// Reading is one measurement of one metric at one time.
+// ValueType is the kind of value a reading holds. The zero value is a number.
+type ValueType string
+
+// The value types. A number is in Value; a boolean is in Value too, as 1 or 0 (so that a
+// consumer that ignores the type still reads a number); a text is in Text; a location is in
+// Location.
+const (
+	TypeNumber   ValueType = ""
+	TypeText     ValueType = "text"
+	TypeBool     ValueType = "bool"
+	TypeLocation ValueType = "location"
+)
+
+// Name is the type's name in the database and in documentation: "number" for TypeNumber.
+func (t ValueType) Name() string {
+	if t == TypeNumber {
+		return "number"
+	}
+	return string(t)
+}
+
+// Known reports whether t is one of the value types.
+func (t ValueType) Known() bool {
+	switch t {
+	case TypeNumber, TypeText, TypeBool, TypeLocation:
+		return true
+	}
+	return false
+}
+
+// Location is a position in WGS 84 degrees, with an optional altitude in metres.
+type Location struct {
+	Lat float64  `json:"lat"`
+	Lon float64  `json:"lon"`
+	Alt *float64 `json:"alt,omitempty"`
+}
+
+// Reading is one measurement of one metric at one time. Type says which field holds the value.
 type Reading struct {
-	Metric string    `json:"metric"`
-	Value  float64   `json:"value"`
-	Unit   string    `json:"unit,omitempty"`
-	Time   time.Time `json:"time"`
+	Metric   string    `json:"metric"`
+	Type     ValueType `json:"type,omitempty"`
+	Value    float64   `json:"value"`
+	Text     string    `json:"text,omitempty"`
+	Location *Location `json:"location,omitempty"`
+	Unit     string    `json:"unit,omitempty"`
+	Time     time.Time `json:"time"`
+}
+
+// Bool is the value of a TypeBool reading.
+func (r *Reading) Bool() bool { return r.Value != 0 }
+
+// BoolReading returns a TypeBool reading of v.
+func BoolReading(metric string, v bool, t time.Time) Reading {
+	r := Reading{Metric: metric, Type: TypeBool, Time: t}
+	if v {
+		r.Value = 1
+	}
+	return r
+}
+
+// TextReading returns a TypeText reading of s.
+func TextReading(metric, s string, t time.Time) Reading {
+	return Reading{Metric: metric, Type: TypeText, Text: s, Time: t}
+}
+
+// LocationReading returns a TypeLocation reading; alt may be nil.
+func LocationReading(metric string, lat, lon float64, alt *float64, t time.Time) Reading {
+	return Reading{Metric: metric, Type: TypeLocation, Location: &Location{Lat: lat, Lon: lon, Alt: alt}, Time: t}
+}
+
+// typed reports whether u carries a reading that is not a number.
+func (u *Uplink) typed() bool {
+	for _, rs := range [2][]Reading{u.Readings, u.Suppressed} {
+		for i := range rs {
+			if rs[i].Type != TypeNumber {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Uplink is one decoded message from one device: the unit Sluice stores in JetStream, on
@@ -66,12 +146,19 @@ type Failure struct {
 // Validate reports the first structural problem of a decoded wire message.
 func (u *Uplink) Validate() error {
 	switch {
-	case u.V != WireVersion:
-		return fmt.Errorf("unsupported wire version %d (want %d)", u.V, WireVersion)
+	case u.V != WireVersion && u.V != WireVersionTyped:
+		return fmt.Errorf("unsupported wire version %d (want %d or %d)", u.V, WireVersion, WireVersionTyped)
 	case u.Tenant == "":
 		return fmt.Errorf("uplink %q has no tenant", u.ID)
 	case u.Device == "":
 		return fmt.Errorf("uplink %q has no device", u.ID)
+	}
+	for _, rs := range [2][]Reading{u.Readings, u.Suppressed} {
+		for i := range rs {
+			if !rs[i].Type.Known() {
+				return fmt.Errorf("uplink %q: reading %q has unknown type %q", u.ID, rs[i].Metric, rs[i].Type)
+			}
+		}
 	}
 	return nil
 }

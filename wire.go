@@ -5,9 +5,13 @@ import (
 	"fmt"
 )
 
-// EncodeUplink returns the wire form of u (JSON, version WireVersion).
+// EncodeUplink returns the wire form of u (JSON): version WireVersion when every reading is a
+// number, WireVersionTyped otherwise.
 func EncodeUplink(u *Uplink) ([]byte, error) {
 	u.V = WireVersion
+	if u.typed() {
+		u.V = WireVersionTyped
+	}
 	b, err := appendUplink(make([]byte, 0, 384+96*len(u.Readings)+32*len(u.Data)), u)
 	if err != nil {
 		return nil, fmt.Errorf("encode uplink %q: %w", u.ID, err)

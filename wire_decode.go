@@ -187,8 +187,41 @@ func (d *wireDecoder) readings() ([]Reading, bool) {
 			switch string(key) {
 			case "metric":
 				r.Metric, ok = d.string()
+			case "type":
+				var t string
+				t, ok = d.string()
+				r.Type = ValueType(t)
 			case "value":
 				r.Value, ok = d.float()
+			case "text":
+				r.Text, ok = d.string()
+			case "location":
+				if d.s.Null() {
+					r.Location = nil
+					return true
+				}
+				r.Location = &Location{}
+				ok = d.s.Object(func(key []byte) bool {
+					l := r.Location
+					var ok bool
+					switch string(key) {
+					case "lat":
+						l.Lat, ok = d.float()
+					case "lon":
+						l.Lon, ok = d.float()
+					case "alt":
+						if d.s.Null() {
+							l.Alt = nil
+							return true
+						}
+						var a float64
+						a, ok = d.s.Float()
+						l.Alt = &a
+					default:
+						_, ok = d.s.Value()
+					}
+					return ok
+				})
 			case "unit":
 				r.Unit, ok = d.string()
 			case "time":

@@ -98,9 +98,32 @@ func appendReadings(b []byte, rs []Reading) ([]byte, error) {
 			b = append(b, ',')
 		}
 		b = appendKeyString(b, `{"metric":`, r.Metric)
+		if r.Type != "" {
+			b = appendKeyString(b, `,"type":`, string(r.Type))
+		}
 		b = append(b, `,"value":`...)
 		if b, err = appendFloat(b, r.Value); err != nil {
 			return nil, err
+		}
+		if r.Text != "" {
+			b = appendKeyString(b, `,"text":`, r.Text)
+		}
+		if l := r.Location; l != nil {
+			b = append(b, `,"location":{"lat":`...)
+			if b, err = appendFloat(b, l.Lat); err != nil {
+				return nil, err
+			}
+			b = append(b, `,"lon":`...)
+			if b, err = appendFloat(b, l.Lon); err != nil {
+				return nil, err
+			}
+			if l.Alt != nil {
+				b = append(b, `,"alt":`...)
+				if b, err = appendFloat(b, *l.Alt); err != nil {
+					return nil, err
+				}
+			}
+			b = append(b, '}')
 		}
 		if r.Unit != "" {
 			b = appendKeyString(b, `,"unit":`, r.Unit)

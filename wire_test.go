@@ -38,6 +38,7 @@ func TestEncodeUplinkMatchesEncodingJSON(t *testing.T) {
 		"minimal": {ID: "x", Tenant: "t", Device: "d"},
 		"empty readings": {ID: "x", Tenant: "t", Device: "d", Readings: []Reading{},
 			Data: map[string]any{}, Warnings: []string{}, Tags: map[string]string{}},
+		"typed":    typedUplink(),
 		"bad utf8": {ID: "x\xff", Tenant: "t", Device: "d\xc3", Readings: []Reading{{Metric: "m\x00"}}},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -62,7 +63,7 @@ func TestWireCodecKnowsEveryField(t *testing.T) {
 	known := map[string]bool{"v": true, "id": true, "tenant": true, "device": true, "topic": true,
 		"received_at": true, "decoder": true, "f_port": true, "f_cnt": true, "data": true, "readings": true,
 		"suppressed": true, "warnings": true, "class": true, "tags": true,
-		"metric": true, "value": true, "unit": true, "time": true}
+		"metric": true, "type": true, "value": true, "text": true, "location": true, "unit": true, "time": true}
 	for _, typ := range []reflect.Type{reflect.TypeOf(Uplink{}), reflect.TypeOf(Reading{})} {
 		for i := 0; i < typ.NumField(); i++ {
 			name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
@@ -144,9 +145,10 @@ func TestWireErrors(t *testing.T) {
 		`{"v":1,"id":"x"`:                   "decode uplink: invalid JSON at byte 15: want ',' or '}'",
 		`{"v":1.5}`:                         "decode uplink: invalid JSON at byte 8: number 1.5 is not an integer of 64 bits",
 		`{"v":1,"tenant":"t","device":""}`:  `decode uplink: uplink "" has no device`,
-		`{"v":2,"tenant":"t","device":"d"}`: "decode uplink: unsupported wire version 2 (want 1)",
-		`{"v":1,"readings":[{"value":01}]}`: "decode uplink: invalid JSON at byte 29: want ',' or '}'",
-		`{"v":1,"readings":[{"time":"yesterday"}]}`: `decode uplink: bad time before byte 38: parsing time "yesterday" as "2006-01-02T15:04:05Z07:00": cannot parse "yesterday" as "2006"`,
+		`{"v":3,"tenant":"t","device":"d"}`: "decode uplink: unsupported wire version 3 (want 1 or 2)",
+		`{"v":2,"tenant":"t","device":"d","readings":[{"metric":"m","type":"colour"}]}`: `decode uplink: uplink "": reading "m" has unknown type "colour"`,
+		`{"v":1,"readings":[{"value":01}]}`:                                             "decode uplink: invalid JSON at byte 29: want ',' or '}'",
+		`{"v":1,"readings":[{"time":"yesterday"}]}`:                                     `decode uplink: bad time before byte 38: parsing time "yesterday" as "2006-01-02T15:04:05Z07:00": cannot parse "yesterday" as "2006"`,
 		`{"v":1} x`:                 "decode uplink: invalid JSON at byte 8: data after the top-level value",
 		"{\"v\":1,\"id\":\"\x01\"}": "decode uplink: invalid JSON at byte 12: invalid character '\\x01' in string literal",
 	} {
@@ -242,5 +244,95 @@ func BenchmarkDecodeUplinkEncodingJSON(b *testing.B) {
 		if err := json.Unmarshal(data, &u); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func typedUplink() *Uplink {
+	t0 := time.Date(2026, 11, 26, 13, 4, 5, 0, time.UTC)
+	alt := 312.5
+	u := fullUplink()
+	u.Readings = append(u.Readings,
+		TextReading("battery_status", "Good <ok>", t0),
+		BoolReading("door_open", true, t0),
+		BoolReading("alarm", false, t0),
+		LocationReading("position", 52.3731, 4.8922, &alt, t0),
+		LocationReading("lora.location", -33.9, 151.2, nil, t0),
+	)
+	u.Suppressed = append(u.Suppressed, TextReading("firmware", "1.2.3", t0))
+	return u
+}
+
+// A version 1 message, as the encoder wrote it before typed readings existed, still reads, and a
+// numeric-only uplink is still written byte for byte as version 1.
+func TestWireVersion1StillReads(t *testing.T) {
+	const v1 = `{"v":1,"id":"3f9a","tenant":"acme","device":"lht65-01","topic":"application/x/device/a840/event/up","received_at":"2026-11-26T13:04:05.123456789Z","decoder":"dragino/lht65","f_port":2,"f_cnt":4000000000,"data":{"huge":1.5e+22,"int":3,"neg":-0.0001,"nested":{"a":[1,"b",{},[]]},"none":null,"off":false,"on":true,"status":"ok \u003c\u0026\u003e \"quoted\" \\ é \u2028 \u0001","temperature":21.5,"tiny":1e-9},"readings":[{"metric":"temperature","value":21.5,"unit":"°C","time":"2026-11-26T13:04:05.123456789Z"},{"metric":"humidity","value":0,"time":"2026-11-26T14:04:05.123456789+01:00"}],"suppressed":[{"metric":"battery","value":3.061,"unit":"V","time":"2026-11-26T13:04:05.123456789Z"}],"warnings":["probe unplugged","\u003cb\u003e"],"class":"standard","tags":{"floor":"2","site":"north"}}`
+	got, err := DecodeUplink([]byte(v1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fullUplink()
+	want.V = WireVersion
+	b, err := EncodeUplink(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != v1 {
+		t.Errorf("a numeric-only uplink is no longer written as version 1:\n got %s\nwant %s", b, v1)
+	}
+	for i, r := range got.Readings {
+		if r.Type != TypeNumber || r.Metric != want.Readings[i].Metric || r.Value != want.Readings[i].Value || !r.Time.Equal(want.Readings[i].Time) {
+			t.Errorf("reading %d: got %+v, want %+v", i, r, want.Readings[i])
+		}
+	}
+	if got.V != WireVersion || got.Device != "lht65-01" || *got.FCnt != 4_000_000_000 {
+		t.Errorf("got %+v", got)
+	}
+}
+
+// An uplink with typed readings is written as version 2 and reads back the same, for a full
+// decoder and a sink.
+func TestWireTypedReadings(t *testing.T) {
+	u := typedUplink()
+	b, err := EncodeUplink(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.V != WireVersionTyped || !strings.HasPrefix(string(b), `{"v":2,`) {
+		t.Fatalf("got version %d: %.20s", u.V, b)
+	}
+	for _, frag := range []string{
+		`{"metric":"battery_status","type":"text","value":0,"text":"Good \u003cok\u003e","time":"2026-11-26T13:04:05Z"}`,
+		`{"metric":"door_open","type":"bool","value":1,"time":`,
+		`{"metric":"alarm","type":"bool","value":0,"time":`,
+		`{"metric":"position","type":"location","value":0,"location":{"lat":52.3731,"lon":4.8922,"alt":312.5},"time":`,
+		`{"metric":"lora.location","type":"location","value":0,"location":{"lat":-33.9,"lon":151.2},"time":`,
+	} {
+		if !strings.Contains(string(b), frag) {
+			t.Errorf("wire form lacks %s:\n%s", frag, b)
+		}
+	}
+	got, err := DecodeUplink(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want Uplink // what encoding/json reads, time zones as the wire has them
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(*got, want) {
+		t.Errorf("got  %+v\nwant %+v", *got, want)
+	}
+	if !reflect.DeepEqual(got.Readings[2:], u.Readings[2:]) || !reflect.DeepEqual(got.Suppressed, u.Suppressed) {
+		t.Errorf("typed readings:\n got %+v %+v\nwant %+v %+v", got.Readings[2:], got.Suppressed, u.Readings[2:], u.Suppressed)
+	}
+	store, err := DecodeUplinkForStore(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(store.Readings, want.Readings) {
+		t.Errorf("store readings:\n got %+v\nwant %+v", store.Readings, want.Readings)
+	}
+	if r := got.Readings[3]; r.Type != TypeBool || !r.Bool() {
+		t.Errorf("door_open: got %+v, want a true bool", r)
 	}
 }

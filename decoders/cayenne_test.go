@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"github.com/sluice-iot/sluice"
 	"math"
 	"strings"
 	"testing"
@@ -31,7 +32,7 @@ func TestCayenneLPP(t *testing.T) {
 		{"accelerometer", "06 71 04 D2 FB 2E 00 00", `{"accelerometer_6":{"x":1.234,"y":-1.234,"z":0}}`,
 			map[string]string{"accelerometer_6.x": "G"}},
 		{"gps", "01 88 06 76 5F F2 96 0A 00 03 E8", `{"gps_1":{"altitude":10,"latitude":42.3519,"longitude":-87.9094}}`,
-			map[string]string{"gps_1.latitude": "°", "gps_1.altitude": "m"}},
+			map[string]string{"gps_1": ""}},
 		{"digital and analog", "01 00 01 02 01 FF 03 02 FF 38 04 03 01 F4", `{"analog_in_3":-2,"analog_out_4":5,"digital_in_1":1,"digital_out_2":255}`, nil},
 		{"luminosity presence humidity barometer", "01 65 01 F4 02 66 01 03 68 61 04 73 27 7F",
 			`{"barometric_pressure_4":1011.1,"luminosity_1":500,"presence_2":1,"relative_humidity_3":48.5}`,
@@ -59,6 +60,13 @@ func TestCayenneLPP(t *testing.T) {
 				units[r.Metric] = r.Unit
 				if !r.Time.Equal(recv) {
 					t.Errorf("reading %s time = %v, want %v", r.Metric, r.Time, recv)
+				}
+			}
+			for _, r := range out.Readings {
+				if r.Metric == "gps_1" {
+					if l := r.Location; r.Type != sluice.TypeLocation || l == nil || l.Lat != 42.3519 || l.Lon != -87.9094 || l.Alt == nil || *l.Alt != 10 {
+						t.Errorf("gps_1 = %+v (location %+v), want the location 42.3519, -87.9094, 10 m", r, l)
+					}
 				}
 			}
 			for metric, want := range tt.units {

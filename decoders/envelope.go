@@ -2,6 +2,8 @@ package decoders
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/sluice-iot/sluice"
@@ -71,6 +73,9 @@ type Envelope struct {
 	Radio    *Radio        // uplinks only
 	Status   *DeviceStatus // ChirpStack status events only
 	Location *Location     // location events only
+	// Locations are the positions The Things Stack attaches to an uplink, by source ("user",
+	// "frm-payload", …); nil when it sent none.
+	Locations map[string]Location
 }
 
 // Location is a position the network server resolved for a device (ChirpStack location event,
@@ -152,9 +157,15 @@ func normalizedAny(ms []map[string]any) []any {
 }
 
 // RadioReadings are the lora.* readings of an uplink's reception at time t: best RSSI and SNR,
-// gateway count, frame counter, spreading factor and frequency, each when known.
+// gateway count, frame counter, spreading factor and frequency, each when known, and the
+// locations The Things Stack attached, as location readings lora.location.<source>.
 func (e *Envelope) RadioReadings(t time.Time) []sluice.Reading {
 	var out []sluice.Reading
+	for _, source := range slices.Sorted(maps.Keys(e.Locations)) {
+		l := e.Locations[source]
+		alt := l.Altitude
+		out = append(out, sluice.LocationReading("lora.location."+source, l.Latitude, l.Longitude, &alt, t))
+	}
 	add := func(metric, unit string, v float64) {
 		out = append(out, sluice.Reading{Metric: metric, Value: v, Unit: unit, Time: t})
 	}
@@ -182,38 +193,31 @@ func (e *Envelope) RadioReadings(t time.Time) []sluice.Reading {
 }
 
 // StatusReadings are the readings of a status event at time t: lora.margin, lora.external_power
-// and, when the device measured it, lora.battery.
+// (a boolean) and, when the device measured it, lora.battery.
 func (e *Envelope) StatusReadings(t time.Time) []sluice.Reading {
 	s := e.Status
 	if s == nil {
 		return nil
-	}
-	ext := 0.0
-	if s.ExternalPower {
-		ext = 1
 	}
 	var out []sluice.Reading
 	if !s.ExternalPower && !s.BatteryUnavailable {
 		out = append(out, sluice.Reading{Metric: "lora.battery", Value: s.Battery, Unit: "%", Time: t})
 	}
 	return append(out,
-		sluice.Reading{Metric: "lora.external_power", Value: ext, Time: t},
+		sluice.BoolReading("lora.external_power", s.ExternalPower, t),
 		sluice.Reading{Metric: "lora.margin", Value: float64(s.Margin), Unit: "dB", Time: t},
 	)
 }
 
-// LocationReadings are the readings of a location event at time t: lora.latitude,
-// lora.longitude, lora.altitude and, when given, lora.accuracy.
+// LocationReadings are the readings of a location event at time t: the position as the
+// location reading lora.location and, when given, lora.accuracy.
 func (e *Envelope) LocationReadings(t time.Time) []sluice.Reading {
 	l := e.Location
 	if l == nil {
 		return nil
 	}
-	out := []sluice.Reading{
-		{Metric: "lora.altitude", Value: l.Altitude, Unit: "m", Time: t},
-		{Metric: "lora.latitude", Value: l.Latitude, Unit: "°", Time: t},
-		{Metric: "lora.longitude", Value: l.Longitude, Unit: "°", Time: t},
-	}
+	alt := l.Altitude
+	out := []sluice.Reading{sluice.LocationReading("lora.location", l.Latitude, l.Longitude, &alt, t)}
 	if l.Accuracy != nil {
 		out = append([]sluice.Reading{{Metric: "lora.accuracy", Value: *l.Accuracy, Unit: "m", Time: t}}, out...)
 	}

@@ -1,9 +1,14 @@
 package decoders
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
+	"time"
+
+	"github.com/sluice-iot/sluice"
 )
 
 func TestUnwrapErrors(t *testing.T) {
@@ -113,5 +118,36 @@ func BenchmarkUnwrapTTN(b *testing.B) {
 		if _, err := Unwrap(FormatTTN, "v3/farm@acme/devices/greenhouse-co2/up", raw); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// The locations The Things Stack attaches to an uplink, and a location event, become location
+// readings.
+func TestLocationReadings(t *testing.T) {
+	at := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	env, err := Unwrap(FormatTTN, "v3/app/devices/d1/up", []byte(`{"end_device_ids":{"device_id":"d1"},
+		"uplink_message":{"f_port":1,"f_cnt":7,"locations":{"user":{"latitude":52.1,"longitude":5.1,"altitude":3,"source":"SOURCE_REGISTRY"},
+		"frm-payload":{"latitude":52.2,"longitude":5.2}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range env.RadioReadings(at) {
+		if r.Type == sluice.TypeLocation {
+			got = append(got, fmt.Sprintf("%s %v %v %v", r.Metric, r.Location.Lat, r.Location.Lon, *r.Location.Alt))
+		}
+	}
+	if want := []string{"lora.location.frm-payload 52.2 5.2 0", "lora.location.user 52.1 5.1 3"}; !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	env, err = Unwrap(FormatTTN, "v3/app/devices/d1/location/solved", []byte(`{"end_device_ids":{"device_id":"d1"},
+		"location_solved":{"location":{"latitude":-33.9,"longitude":151.2,"altitude":10,"accuracy":25}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := env.LocationReadings(at)
+	if len(rs) != 2 || rs[0].Metric != "lora.accuracy" || rs[0].Value != 25 || rs[1].Metric != "lora.location" ||
+		rs[1].Type != sluice.TypeLocation || rs[1].Location.Lat != -33.9 || rs[1].Location.Lon != 151.2 || *rs[1].Location.Alt != 10 {
+		t.Errorf("location event readings: %+v", rs)
 	}
 }

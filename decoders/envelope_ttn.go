@@ -30,7 +30,10 @@ type ttnMessage struct {
 		FRMPayload        *string          `json:"frm_payload"`
 		DecodedPayload    json.RawMessage  `json:"decoded_payload"`
 		NormalizedPayload []map[string]any `json:"normalized_payload"`
-		RxMetadata        []struct {
+		// Locations are the device's positions by source: "user" (set in the registry),
+		// "frm-payload" (from the payload formatter), …
+		Locations  map[string]*locationJSON `json:"locations"`
+		RxMetadata []struct {
 			RSSI        *float64 `json:"rssi"`
 			ChannelRSSI *float64 `json:"channel_rssi"`
 			SNR         *float64 `json:"snr"`
@@ -141,6 +144,14 @@ func unwrapTTN(topic string, payload []byte) (*Envelope, error) {
 		r.SpreadingFactor, r.Bandwidth = l.SpreadingFactor, l.Bandwidth
 	}
 	env.Radio = r
+	for source, l := range up.Locations {
+		if l != nil {
+			if env.Locations == nil {
+				env.Locations = map[string]Location{}
+			}
+			env.Locations[source] = *l.location()
+		}
+	}
 	return env, nil
 }
 

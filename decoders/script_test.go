@@ -128,8 +128,9 @@ func TestScriptReadings(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []sluice.Reading{
-		{Metric: "alarm", Value: 1, Time: recv},
+		sluice.BoolReading("alarm", true, recv),
 		{Metric: "humidity", Value: 40, Unit: "%", Time: recv},
+		sluice.TextReading("label", "kitchen", recv),
 		{Metric: "temperature", Value: 21.5, Unit: "°C", Time: recv},
 	}
 	if !reflect.DeepEqual(out.Readings, want) {

@@ -28,12 +28,18 @@ type Readiness struct {
 	// Jobs names each failing TimescaleDB job with why, "<target>: job <id> (<kind> of
 	// <relation>) failed: <reason>", as the last check found it.
 	Jobs []string `json:"jobs,omitempty"`
+	// Hub is an edge's link to the hub, "ok" or "disconnected" (the site ingests and buffers
+	// meanwhile: degraded); absent in the other roles. Broker is "none" in role worker.
+	Hub string `json:"hub,omitempty"`
 }
 
 // Ready reports the site's readiness.
 func (s *Site) Ready(ctx context.Context) Readiness {
 	r := Readiness{Status: "ready", Broker: "ok", Buffer: "ok", Sinks: map[string]string{}, Errors: map[string]string{}}
-	if !s.brokerUp.Load() {
+	switch {
+	case s.cfg.Role == sink.RoleWorker:
+		r.Broker = "none"
+	case !s.brokerUp.Load():
 		r.Broker, r.Status = "down", "unavailable"
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -49,6 +55,17 @@ func (s *Site) Ready(ctx context.Context) Readiness {
 		r.Buffer, r.Status, r.Errors["buffer"] = "full", "unavailable", err.Error()
 	default:
 		r.Buffer, r.Status, r.Errors["buffer"] = "unavailable", "unavailable", err.Error()
+	}
+	if h := s.buffer.Hub(ctx); h != nil { // role edge (fleet.go)
+		r.Hub = "ok"
+		if !h.Connected {
+			r.Hub, r.Errors["hub"] = "disconnected", "no leafnode link to the hub: readings are buffered at the site"
+		} else if h.Error != "" {
+			r.Hub, r.Errors["hub"] = "error", h.Error
+		}
+		if r.Hub != "ok" && r.Status == "ready" {
+			r.Status = "degraded"
+		}
 	}
 	for _, t := range s.targets {
 		state, err := t.Status()

@@ -41,6 +41,7 @@ func CheckConfig(path string) (warnings []string, err error) {
 			decs.Close()
 		}
 	}
+	warnings = append(warnings, cfg.roleWarnings()...)
 	for _, w := range cfg.MQTT.Warnings() {
 		warnings = append(warnings, "mqtt."+w)
 	}
@@ -49,7 +50,7 @@ func CheckConfig(path string) (warnings []string, err error) {
 		if err != nil {
 			problems = append(problems, err)
 		} else {
-			s.decoders.Close()
+			s.release()
 		}
 	}
 	if len(problems) > 0 {

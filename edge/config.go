@@ -24,6 +24,10 @@ import (
 
 // Config is the whole configuration of one edge site: one YAML file.
 type Config struct {
+	// Role is the process's part in a fleet: "all" (one site on its own, the default), "edge"
+	// (broker and buffer, linked to a hub) or "worker" (a hub sink worker, no broker); see
+	// docs/fleet.md.
+	Role string `yaml:"role"`
 	// DataDir holds everything Sluice keeps on disk (the JetStream buffer among it).
 	DataDir string    `yaml:"data_dir"`
 	Log     LogConfig `yaml:"log"`
@@ -67,6 +71,7 @@ type LogConfig struct {
 // DefaultConfig returns a complete configuration: every key has a default.
 func DefaultConfig() Config {
 	c := Config{
+		Role:            sink.RoleAll,
 		DataDir:         "data",
 		Log:             LogConfig{Level: "info", Format: "auto"},
 		MQTT:            broker.DefaultConfig(),
@@ -102,6 +107,8 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		add("", errors.New("data_dir: required"))
 	}
+	c.NATS.Role = c.Role // the buffer acts on the role (sink/fleet.go)
+	add("", c.validateRole())
 	switch c.Log.Level {
 	case "trace", "debug", "info", "warn", "error":
 	default:
@@ -129,7 +136,7 @@ func (c *Config) Validate() error {
 	add("nats.", c.NATS.Validate())
 	add("store_on_change.", c.StoreOnChange.Validate())
 	add("limits.", c.Limits.Validate())
-	if len(c.Routes) == 0 {
+	if len(c.Routes) == 0 && c.Role != sink.RoleWorker {
 		add("", errors.New("routes: at least one route is required"))
 	}
 	_, err := hooks.NewRouter(c.Routes)
@@ -145,11 +152,11 @@ func (c *Config) Validate() error {
 		}
 		subs[sc.Name] = true
 	}
-	if len(c.Sink.Targets) == 0 {
+	if len(c.Sink.Targets) == 0 && c.Role != sink.RoleEdge {
 		add("", errors.New("sink.targets: at least one target is required"))
 	}
 	names := map[string]bool{}
-	for i, t := range c.Sink.Targets {
+	for i, t := range c.sinkTargets() {
 		add(fmt.Sprintf("sink.targets[%d].", i), t.Validate())
 		if names[t.Name] {
 			add("", fmt.Errorf("sink.targets[%d].name: %q is used twice", i, t.Name))

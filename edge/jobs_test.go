@@ -64,11 +64,11 @@ func TestTimescaleFailingJob(t *testing.T) {
 			t.Fatalf("status: got %+v, want target main with its timescale jobs", st.Targets)
 		}
 		jobs = st.Targets[0].TimescaleJobs.Jobs
-		if len(jobs) == 3 && !slices.ContainsFunc(jobs, func(j sink.JobStatus) bool { return j.LastRunStatus == "" }) {
+		if len(jobs) == 6 && !slices.ContainsFunc(jobs, func(j sink.JobStatus) bool { return j.LastRunStatus == "" }) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("status: jobs %+v, want the 3 jobs of class standard, each run once", jobs)
+			t.Fatalf("status: jobs %+v, want the 6 jobs of class standard (refresh 1h and 1d, compression of its measurements, text, bool and location tables), each run once", jobs)
 		}
 	}
 	i := slices.IndexFunc(jobs, func(j sink.JobStatus) bool { return j.ID == id })
@@ -87,7 +87,7 @@ func TestTimescaleFailingJob(t *testing.T) {
 			t.Fatalf("readyz after the jobs succeeded: got %+v, want ready", r)
 		}
 	}
-	if got := gauge(t, site.Registry(), "sluice_timescale_job_healthy", ""); got != 3 {
-		t.Errorf("sum of sluice_timescale_job_healthy = %v, want 3 (every job)", got)
+	if got := gauge(t, site.Registry(), "sluice_timescale_job_healthy", ""); got != 6 {
+		t.Errorf("sum of sluice_timescale_job_healthy = %v, want 6 (every job)", got)
 	}
 }

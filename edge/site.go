@@ -69,12 +69,15 @@ func New(cfg Config, log zerolog.Logger) (_ *Site, err error) {
 	if s.buffer, err = sink.NewBuffer(cfg.NATS, cfg.DataDir, log, s.reg); err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
 	}
-	for i, tc := range cfg.Sink.Targets {
+	for i, tc := range cfg.sinkTargets() { // none in role edge
 		t, err := sink.NewTarget(tc, s.buffer, log, s.reg)
 		if err != nil {
 			return nil, fmt.Errorf("sink.targets[%d]: %w", i, err)
 		}
 		s.targets = append(s.targets, t)
+	}
+	if cfg.Role == sink.RoleWorker { // no broker, no intake (fleet.go)
+		return s, nil
 	}
 	router, err := hooks.NewRouter(cfg.Routes)
 	if err != nil {
@@ -174,11 +177,15 @@ func (s *Site) Run(ctx context.Context) (err error) {
 // parts are the site's parts in dependency order: each needs only those before it, and the
 // intake comes last, so that it starts last and stops first.
 func (s *Site) parts() []part {
+	if s.cfg.Role == sink.RoleWorker {
+		return s.workerParts() // fleet.go
+	}
 	parts := []part{
 		s.bufferPart(),
 		s.decodersPart(),
 		s.storeOnChangePart(), // restores its state before intake; saves it after
 		s.adminPart(),         // parts.go
+		s.hubPart(),           // fleet.go: role edge only
 	}
 	for _, t := range s.targets {
 		parts = append(parts, s.targetPart(t), jobsPart(t))

@@ -15,7 +15,9 @@ type Status struct {
 	Ready   string              `json:"ready"`
 	Buffer  sink.BufferStatus   `json:"buffer"`
 	Targets []sink.TargetStatus `json:"targets"`
-	Errors  map[string]string   `json:"errors,omitempty"`
+	// Hub is an edge's link to the hub (role edge).
+	Hub    *sink.HubStatus   `json:"hub,omitempty"`
+	Errors map[string]string `json:"errors,omitempty"`
 }
 
 // Status reports the delivery state of the site.
@@ -27,6 +29,7 @@ func (s *Site) Status(ctx context.Context) Status {
 	if st.Buffer, err = s.buffer.Status(ctx); err != nil {
 		st.Errors = map[string]string{"buffer": err.Error()}
 	}
+	st.Hub = s.buffer.Hub(ctx)
 	for _, t := range s.targets {
 		st.Targets = append(st.Targets, t.Report(ctx))
 	}

@@ -125,13 +125,24 @@ func (f *Filter) decide(key []byte, u *sluice.Uplink, r *sluice.Reading) string 
 	if !e.kept {
 		return keptFirst
 	}
-	v := r.Value
-	delta := math.Abs(v - e.last)
-	if delta > max(ru.absolute, ru.relative*math.Abs(e.last)) || v != v {
-		return keptChanged
-	}
-	if delta > 0 && (ru.discrete || isBool(u.Data, r.Metric)) {
-		return keptChanged
+	switch r.Type {
+	case sluice.TypeText:
+		if math.Float64bits(stateOf(r)) != math.Float64bits(e.last) {
+			return keptChanged
+		}
+	case sluice.TypeLocation:
+		if r.Location == nil || distance(stateOf(r), e.last) > ru.distance {
+			return keptChanged
+		}
+	default:
+		v := r.Value
+		delta := math.Abs(v - e.last)
+		if delta > max(ru.absolute, ru.relative*math.Abs(e.last)) || v != v {
+			return keptChanged
+		}
+		if delta > 0 && (ru.discrete || r.Type == sluice.TypeBool || isBool(u.Data, r.Metric)) {
+			return keptChanged
+		}
 	}
 	// A reading time before the last kept one by more than a heartbeat means the device's
 	// clock was reset (or was wrong before): keep, so a bad timestamp cannot delay heartbeats.
@@ -162,7 +173,7 @@ func (f *Filter) Commit(u *sluice.Uplink) {
 			}
 		}
 		if e != nil && e.rule != offRule {
-			e.last, e.at, e.kept = r.Value, r.Time.UnixNano(), true
+			e.last, e.at, e.kept = stateOf(r), r.Time.UnixNano(), true
 		}
 		sh.mu.Unlock()
 	}

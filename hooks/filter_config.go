@@ -37,11 +37,13 @@ type FilterConfig struct {
 
 // Deadband is the store-on-change rule of one series. A value is kept when it differs from the
 // last kept value by more than max(Absolute, Relative × |last kept|), or when Heartbeat has
-// passed since the last kept value (by reading time). Discrete values (booleans, and every
-// value when Discrete is set) are kept on any change.
+// passed since the last kept value (by reading time). Discrete values (booleans and texts, and
+// every value when Discrete is set) are kept on any change. A location is kept when it moved
+// more than Distance metres (great-circle distance) from the last kept one; 0 keeps any move.
 type Deadband struct {
 	Absolute  float64       `yaml:"absolute"`
 	Relative  float64       `yaml:"relative"` // a fraction: 0.01 is 1 %
+	Distance  float64       `yaml:"distance"` // metres, for location readings
 	Heartbeat time.Duration `yaml:"heartbeat"`
 	Discrete  bool          `yaml:"discrete"` // states and counts: keep on any change
 	Off       bool          `yaml:"off"`      // keep every value (to exempt a device or metric)
@@ -124,14 +126,17 @@ func validateMetrics(prefix string, m map[string]Deadband) []error {
 
 func (d *Deadband) validate(p string) []error {
 	if d.Off {
-		if d.Absolute != 0 || d.Relative != 0 || d.Heartbeat != 0 || d.Discrete {
-			return []error{fmt.Errorf("%s: off excludes absolute, relative, heartbeat and discrete", p)}
+		if d.Absolute != 0 || d.Relative != 0 || d.Distance != 0 || d.Heartbeat != 0 || d.Discrete {
+			return []error{fmt.Errorf("%s: off excludes absolute, relative, distance, heartbeat and discrete", p)}
 		}
 		return nil
 	}
 	var errs []error
 	if d.Absolute < 0 || math.IsNaN(d.Absolute) || math.IsInf(d.Absolute, 0) {
 		errs = append(errs, fmt.Errorf("%s.absolute: %v must be a finite number ≥ 0", p, d.Absolute))
+	}
+	if d.Distance < 0 || math.IsNaN(d.Distance) || math.IsInf(d.Distance, 0) {
+		errs = append(errs, fmt.Errorf("%s.distance: %v must be a finite number of metres ≥ 0", p, d.Distance))
 	}
 	if d.Relative < 0 || d.Relative >= 1 || math.IsNaN(d.Relative) {
 		errs = append(errs, fmt.Errorf("%s.relative: %v must be a fraction from 0 to below 1 (0.01 is 1 %%)", p, d.Relative))
@@ -154,7 +159,8 @@ func sortedKeys[V any](m map[string]V) []string {
 // rule is a resolved Deadband; offRule keeps every value.
 type rule struct {
 	absolute, relative float64
-	heartbeat          int64 // nanoseconds
+	distance           float64 // metres
+	heartbeat          int64   // nanoseconds
 	discrete           bool
 }
 
@@ -190,7 +196,7 @@ func compileRule(d Deadband) *rule {
 	if d.Off {
 		return offRule
 	}
-	return &rule{absolute: d.Absolute, relative: d.Relative, heartbeat: int64(d.Heartbeat), discrete: d.Discrete}
+	return &rule{absolute: d.Absolute, relative: d.Relative, distance: d.Distance, heartbeat: int64(d.Heartbeat), discrete: d.Discrete}
 }
 
 func (p *patterns) lookup(metric string) *rule {

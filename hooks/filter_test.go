@@ -251,7 +251,7 @@ func TestFilterConfigValidate(t *testing.T) {
 		"default.absolute: -1 must be a finite number ≥ 0",
 		"default.heartbeat: required and positive",
 		`metrics: bad pattern "["`,
-		"metrics.x: off excludes absolute, relative, heartbeat and discrete",
+		"metrics.x: off excludes absolute, relative, distance, heartbeat and discrete",
 		"templates.acme/th.t.relative: 2 must be a fraction from 0 to below 1",
 		`devices[0].device: required (a name or a pattern such as "*")`,
 		`devices[0].metrics: required (use "*" for every metric)`,

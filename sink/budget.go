@@ -77,11 +77,11 @@ func (b *Buffer) reclaim(ctx context.Context) {
 	}
 	floor := st.LastSeq
 	for _, name := range b.floor.names {
-		c, err := s.Consumer(ctx, name)
+		f, err := ackFloor(ctx, s, name) // fleet.go
 		if err != nil {
-			return // a target not consuming yet keeps everything
+			return // a target (or the hub) not consuming yet keeps everything
 		}
-		floor = min(floor, c.CachedInfo().AckFloor.Stream)
+		floor = min(floor, f)
 	}
 	avg := float64(st.Bytes) / float64(st.Msgs)
 	excess := uint64((float64(st.Bytes)-reclaimLow*budget)/avg) + 1

@@ -36,6 +36,7 @@ type Buffer struct {
 	refused   refusal      // the last message refused for the budget (fill.go)
 	group     *groupCommit // stores QoS 1/2 publishes in groups (group.go)
 	gm        *groupMetrics
+	fm        *fleetMetrics // role edge (fleet.go)
 	closeOnce sync.Once
 }
 
@@ -47,13 +48,18 @@ func NewBuffer(cfg BufferConfig, dataDir string, log zerolog.Logger, reg prometh
 	if cfg.StoreDir == "" {
 		cfg.StoreDir = filepath.Join(dataDir, "jetstream")
 	}
-	return &Buffer{
+	b := &Buffer{
 		cfg:     cfg,
 		dataDir: dataDir,
 		log:     log.With().Str("component", "buffer").Logger(),
 		m:       newBufferMetrics(reg),
 		gm:      newGroupMetrics(reg),
-	}, nil
+		fm:      newFleetMetrics(reg, cfg.Role),
+	}
+	if cfg.Role == RoleEdge {
+		b.holdFloor(HubConsumer) // reclaim only what the hub holds
+	}
+	return b, nil
 }
 
 // Open starts the embedded server (or connects to the external one) and creates or updates
@@ -129,6 +135,9 @@ func (b *Buffer) startEmbedded() (*server.Server, error) {
 		}
 		opts.DontListen, opts.Host, opts.Port = false, host, p
 	}
+	if err := b.fleetOptions(opts); err != nil { // fleet.go
+		return nil, err
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
@@ -155,14 +164,22 @@ func (b *Buffer) StreamConfig() jetstream.StreamConfig {
 		MaxBytes:    int64(b.cfg.MaxBytes),
 		MaxAge:      b.cfg.MaxAge,
 		Duplicates:  b.cfg.DuplicateWindow,
+		Replicas:    b.replicas(),
 	}
 }
 
 func (b *Buffer) ensureStream(ctx context.Context) error {
-	if _, err := b.js.CreateOrUpdateStream(ctx, b.StreamConfig()); err != nil {
+	if b.cfg.Role == RoleWorker {
+		if err := b.ensureHubStream(ctx); err != nil { // fleet.go
+			return err
+		}
+	} else if _, err := b.js.CreateOrUpdateStream(ctx, b.StreamConfig()); err != nil {
 		return fmt.Errorf("create stream %s: %w", b.cfg.Stream, err)
 	}
-	return b.ensureDLQStream(ctx)
+	if err := b.ensureDLQStream(ctx); err != nil {
+		return err
+	}
+	return b.ensureFleet(ctx)
 }
 
 // Publish stores data on subject with msgID for de-duplication. With wait it returns once
@@ -172,6 +189,7 @@ func (b *Buffer) ensureStream(ctx context.Context) error {
 // are counted, not returned). A full stream yields sluice.ErrBufferFull.
 func (b *Buffer) Publish(ctx context.Context, subject, msgID string, data []byte, wait bool) error {
 	msg := &nats.Msg{Subject: subject, Data: data}
+	msgID = b.siteMsgID(msgID) // fleet.go
 	if msgID != "" {
 		msg.Header = nats.Header{jetstream.MsgIDHeader: []string{msgID}} // already canonical
 	}

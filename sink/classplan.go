@@ -33,6 +33,23 @@ func planStorage(ctx context.Context, conn querier, cfg TargetConfig) (*storageP
 			p.add(registerClass(schema, c), "")
 		}
 	}
+	// Typed tables: every configured class has them; a class no longer configured keeps those
+	// it has.
+	typed := map[kind][]string{}
+	for _, k := range typedKinds {
+		for _, c := range cfg.Storage.Classes {
+			n := typedNames{schema, c.Name, k}
+			if !tables[n.table()] {
+				p.add(createTypedTable(n), fmt.Sprintf("created table %s for the %s readings of class %s", n.table(), kinds[k].name, c.Name))
+			}
+			typed[k] = append(typed[k], c.Name)
+		}
+		for _, r := range registered {
+			if _, ok := cfg.Storage.class(r.Name); !ok && tables[typedNames{schema, r.Name, k}.table()] {
+				typed[k] = append(typed[k], r.Name)
+			}
+		}
+	}
 	for _, r := range registered {
 		if _, ok := cfg.Storage.class(r.Name); !ok && tables["measurements_"+r.Name] {
 			known = append(known, r)
@@ -50,6 +67,7 @@ func planStorage(ctx context.Context, conn querier, cfg TargetConfig) (*storageP
 			return nil, fmt.Errorf("migrate: %w", err)
 		}
 		caggs = timescalePlan(p, schema, known, st)
+		typedTimescalePlan(p, schema, known, typed, st)
 	} else {
 		plainSkips(p, available, known)
 	}
@@ -70,6 +88,13 @@ func planStorage(ctx context.Context, conn querier, cfg TargetConfig) (*storageP
 		views[0].report = fmt.Sprintf("views readings, readings_latest, readings_1h and readings_1d and functions readings_points and readings_step cover classes %s (readings_1h/1d %s)",
 			strings.Join(names, ", "), how)
 		p.steps = append(p.steps, views...)
+	}
+	tviews := typedViews(schema, typed)
+	if current, err := typedViewsCurrent(ctx, conn, schema, tviews); err != nil {
+		return nil, err
+	} else if !current {
+		tviews[0].report = "views readings_text, readings_bool and readings_location cover classes " + strings.Join(typed[kindText], ", ")
+		p.steps = append(p.steps, tviews...)
 	}
 	return p, nil
 }
@@ -130,6 +155,19 @@ func readNames(ctx context.Context, conn querier, sql string, args ...any) (map[
 		return nil
 	})
 	return out, err
+}
+
+// typedViewsCurrent reports whether the typed views exist as steps would create them.
+func typedViewsCurrent(ctx context.Context, conn querier, schema string, steps []step) (bool, error) {
+	var views int
+	var mark string
+	err := conn.QueryRow(ctx, `SELECT
+	(SELECT count(*) FROM pg_views WHERE schemaname = $1 AND viewname IN ('readings_text', 'readings_bool', 'readings_location')),
+	coalesce(obj_description(to_regclass($2), 'pg_class'), '')`, schema, pgx.Identifier{schema, "readings_text"}.Sanitize()).Scan(&views, &mark)
+	if err != nil {
+		return false, fmt.Errorf("migrate: read typed views: %w", err)
+	}
+	return views == 3 && steps[len(steps)-1].sql == fmt.Sprintf("COMMENT ON VIEW %s IS %s", pgx.Identifier{schema, "readings_text"}.Sanitize(), quoteLiteral(mark)), nil
 }
 
 // viewsCurrent reports whether the views and read functions exist as steps would create them:

@@ -46,6 +46,20 @@ type BufferConfig struct {
 	// their subscriptions and queued messages, retained messages), kept across restarts apart
 	// from the readings. 0 keeps no MQTT state: it is lost on restart.
 	MQTTStateMaxBytes sluice.ByteSize `yaml:"mqtt_state_max_bytes"`
+
+	// Role is the process's role in a fleet (RoleAll, RoleEdge, RoleWorker), set from the
+	// top-level role key (fleet.go, docs/fleet.md).
+	Role string `yaml:"-"`
+	// Site names an edge site: the JetStream domain of its embedded server, the prefix of its
+	// message ids and the name the hub sources its stream by (role edge).
+	Site string `yaml:"site"`
+	// Hub is the leafnode link of an edge to the hub cluster (role edge).
+	Hub HubConfig `yaml:"hub"`
+	// Sources are the sites whose streams the hub stream sources (role worker); a worker adds
+	// them and never removes one.
+	Sources []string `yaml:"sources"`
+	// Replicas of the hub stream in the hub cluster (role worker).
+	Replicas int `yaml:"replicas"`
 }
 
 // DefaultBufferConfig returns the embedded-server defaults.
@@ -61,6 +75,9 @@ func DefaultBufferConfig() BufferConfig {
 		DLQMaxBytes:     64 << 20,
 
 		MQTTStateMaxBytes: 64 << 20,
+
+		Role:     RoleAll,
+		Replicas: 1,
 	}
 }
 
@@ -102,6 +119,7 @@ func (c BufferConfig) Validate() error {
 	if c.WhenFull != WhenFullRefuse && c.WhenFull != WhenFullDropOldest {
 		errs = append(errs, fmt.Errorf("when_full: %q is not one of %s, %s", c.WhenFull, WhenFullRefuse, WhenFullDropOldest))
 	}
+	errs = append(errs, c.validateFleet()...)
 	if c.URL != "" && c.Listen != "" {
 		errs = append(errs, errors.New("listen: only the embedded server listens; remove it or url"))
 	}
@@ -129,6 +147,9 @@ type TargetConfig struct {
 	// RetryMin and RetryMax bound the exponential backoff after a database error.
 	RetryMin time.Duration `yaml:"retry_min"`
 	RetryMax time.Duration `yaml:"retry_max"`
+	// AckWait is how long a batch delivered to a process may stay unacknowledged before it is
+	// delivered again, to this process or another sharing the target (role worker).
+	AckWait time.Duration `yaml:"ack_wait"`
 	// Migrate applies the schema migrations at start-up.
 	Migrate bool `yaml:"migrate"`
 	// MaxConns bounds the connection pool.
@@ -153,6 +174,7 @@ func DefaultTargetConfig() TargetConfig {
 		BatchWait: 100 * time.Millisecond,
 		RetryMin:  100 * time.Millisecond,
 		RetryMax:  2 * time.Second,
+		AckWait:   30 * time.Second,
 		Migrate:   true,
 		MaxConns:  4,
 		Start:     StartAll,
@@ -186,6 +208,9 @@ func (c TargetConfig) Validate() error {
 	}
 	if c.RetryMin <= 0 || c.RetryMax < c.RetryMin {
 		errs = append(errs, errors.New("retry_min, retry_max: want 0 < retry_min <= retry_max"))
+	}
+	if c.AckWait < time.Second {
+		errs = append(errs, fmt.Errorf("ack_wait: %s is below the minimum of 1s", c.AckWait))
 	}
 	if c.MaxConns < 1 {
 		errs = append(errs, errors.New("max_conns: must be at least 1"))

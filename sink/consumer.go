@@ -21,12 +21,18 @@ func consumerName(target string) string { return "sink-" + target }
 // missing. Only a consumer made with another acknowledgement policy, or a server without the
 // reset request, is deleted and made anew, from the sequence after its floor (never by its
 // original deliver policy: "new" would skip everything it had not acknowledged).
+//
+// In role worker the consumer is shared by every worker of the hub and is never reset for
+// unacknowledged messages: they are redelivered when their ack_wait expires.
 func (t *Target) ensureConsumer(ctx context.Context, cc jetstream.ConsumerConfig) (jetstream.Consumer, error) {
 	js := t.buf.JetStream()
 	if c, err := js.Consumer(ctx, t.buf.Stream(), cc.Durable); err == nil {
 		old := c.CachedInfo()
 		cc.DeliverPolicy, cc.OptStartTime, cc.OptStartSeq = old.Config.DeliverPolicy, old.Config.OptStartTime, old.Config.OptStartSeq
-		if old.NumAckPending > 0 || old.Config.AckPolicy != cc.AckPolicy {
+		// Workers share the consumer: what is unacknowledged may be another worker's batch in
+		// hand, and one that died has its batch redelivered after ack_wait (fleet.go).
+		shared := t.buf.cfg.Role == RoleWorker
+		if (old.NumAckPending > 0 && !shared) || old.Config.AckPolicy != cc.AckPolicy {
 			if err := t.resetConsumer(ctx, old, &cc); err != nil {
 				return nil, err
 			}

@@ -27,6 +27,7 @@ func (b *Buffer) DLQStreamConfig() jetstream.StreamConfig {
 		MaxBytes:    int64(b.cfg.DLQMaxBytes),
 		MaxAge:      b.cfg.MaxAge,
 		Duplicates:  b.cfg.DuplicateWindow,
+		Replicas:    b.replicas(),
 	}
 }
 

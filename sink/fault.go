@@ -34,6 +34,10 @@ func (f fault) String() string {
 // on a guess never is. The expected conflict (23505 unique_violation) cannot reach here: the
 // merge skips existing rows with ON CONFLICT DO NOTHING; if it does, it is retried.
 func faultOf(err error) (fault, string) {
+	var kc *kindConflict
+	if errors.As(err, &kc) {
+		return faultData, ""
+	}
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) {
 		return faultTransient, ""

@@ -45,6 +45,12 @@ func (t *Target) writeIsolating(ctx context.Context, b *batch) error {
 		mid := s.lo + (s.hi-s.lo)/2
 		stack = append(stack, span{mid, s.hi}, span{s.lo, mid}) // lower half first
 	}
+	if !b.invStored && b.inv.len() > 0 {
+		// No rows to store (all filtered or refused), but the devices were seen.
+		if _, err := t.attempt(ctx, b, 0, 0); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -54,8 +60,13 @@ func (t *Target) writeIsolating(ctx context.Context, b *batch) error {
 func (t *Target) attempt(ctx context.Context, b *batch, lo, hi int) (refused error, err error) {
 	err = t.retry(ctx, "write batch", func() error {
 		t.keepBatch(b)
-		n, err := t.w.write(context.WithoutCancel(ctx), b.rows[lo:hi])
+		var inv *inventory
+		if !b.invStored {
+			inv = &b.inv
+		}
+		n, err := t.w.writeWith(context.WithoutCancel(ctx), b.rows[lo:hi], inv)
 		if err == nil {
+			b.invStored = true
 			t.m.rows.Add(float64(n))
 			t.written.Add(n)
 			return nil

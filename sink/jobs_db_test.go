@@ -69,11 +69,12 @@ func TestTimescaleJobHealth(t *testing.T) {
 	}
 	slices.Sort(names)
 	want := []string{
-		"compression measurements_free", "compression measurements_standard",
+		"compression bool_free", "compression bool_standard", "compression location_free", "compression location_standard",
+		"compression measurements_free", "compression measurements_standard", "compression text_free", "compression text_standard",
 		"refresh measurements_archive_1d", "refresh measurements_archive_1h",
 		"refresh measurements_free_1d", "refresh measurements_free_1h",
 		"refresh measurements_standard_1d", "refresh measurements_standard_1h",
-		"retention measurements_free",
+		"retention bool_free", "retention location_free", "retention measurements_free", "retention text_free",
 	}
 	if !slices.Equal(names, want) {
 		t.Fatalf("jobs of the schema: got %q, want %q", names, want)

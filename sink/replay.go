@@ -145,7 +145,7 @@ func (t *Target) Replay(ctx context.Context, o ReplayOptions) (ReplayProgress, e
 		Description:       "Sluice replay to target " + t.cfg.Name,
 		FilterSubject:     sluice.UplinkPrefix + ">",
 		AckPolicy:         jetstream.AckExplicitPolicy,
-		AckWait:           ackWait,
+		AckWait:           t.cfg.AckWait,
 		MaxAckPending:     4 * t.cfg.BatchRows,
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
 		InactiveThreshold: replayIdle,

@@ -60,6 +60,33 @@ INSERT INTO latest (series_id, time, value)
 	SELECT DISTINCT ON (series_id) series_id, time, value FROM measurements_standard ORDER BY series_id, time DESC
 	ON CONFLICT (series_id) DO NOTHING;
 `},
+	{3, "series value type", `
+ALTER TABLE series ADD COLUMN IF NOT EXISTS type text NOT NULL DEFAULT 'number'
+	CONSTRAINT series_type_check CHECK (type IN ('number', 'text', 'bool', 'location'));
+`},
+	{4, "device inventory", `
+CREATE TABLE IF NOT EXISTS devices (
+	tenant      text        NOT NULL,
+	device      text        NOT NULL,
+	first_seen  timestamptz NOT NULL,
+	last_seen   timestamptz NOT NULL,
+	uplinks     bigint      NOT NULL DEFAULT 0,
+	decoder     text        NOT NULL DEFAULT '',
+	last_fcnt   bigint,
+	fcnt_at     timestamptz,
+	last_rssi   double precision,
+	rssi_at     timestamptz,
+	last_snr    double precision,
+	snr_at      timestamptz,
+	gateways    integer,
+	gateways_at timestamptz,
+	battery     double precision,
+	battery_at  timestamptz,
+	updated_at  timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (tenant, device)
+);
+CREATE INDEX IF NOT EXISTS devices_last_seen_idx ON devices (last_seen);
+`},
 }
 
 // migrationLock is the advisory lock key that serialises migrations across processes.

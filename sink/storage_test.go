@@ -85,19 +85,24 @@ func TestStorageMigratePlain(t *testing.T) {
 		"skipped class free: measurements_free is a plain table; not applied: chunk_interval 1d (not partitioned), compress_after 2d (not compressed), retention 30d (readings are kept until deleted)",
 		"skipped class archive: measurements_archive is a plain table; not applied: chunk_interval 7d (not partitioned)",
 		"skipped continuous aggregates: readings_1h and readings_1d are plain views aggregating raw readings at query time",
+		"applied 3: series value type",
+		"created table text_standard for the text readings of class standard",
+		"created table location_archive for the location readings of class archive",
+		"views readings_text, readings_bool and readings_location cover classes standard, free, archive",
 	} {
 		if !slices.Contains(out, want) {
 			t.Errorf("migrate output lacks %q; got:\n%s", want, strings.Join(out, "\n"))
 		}
 	}
-	if got, want := out[len(out)-1], "schema "+cfg.Schema+": applied 5 changes (5 features skipped, listed above)"; got != want {
+	if got, want := out[len(out)-1], "schema "+cfg.Schema+": applied 17 changes (5 features skipped, listed above)"; got != want {
 		t.Errorf("last line = %q, want %q", got, want)
 	}
 	if !strings.HasPrefix(out[len(out)-6], "skipped hypertables, compression, retention and continuous aggregates: the timescaledb extension is not installed") {
 		t.Errorf("first skip line = %q", out[len(out)-6])
 	}
 	for _, rel := range []string{"series", "latest", "sluice_classes", "measurements_standard", "measurements_free", "measurements_archive",
-		"readings", "readings_latest", "readings_1h", "readings_1d"} {
+		"readings", "readings_latest", "readings_1h", "readings_1d", "text_standard", "bool_free", "location_archive",
+		"readings_text", "readings_bool", "readings_location"} {
 		if n := pgtest.Count(t, cfg.Schema, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2", cfg.Schema, rel); n != 1 {
 			t.Errorf("%s: %d relations, want 1", rel, n)
 		}

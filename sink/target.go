@@ -24,8 +24,6 @@ const (
 	StateDegraded = "degraded" // the last attempt to reach the database failed; retrying
 )
 
-const ackWait = 30 * time.Second
-
 // Target forwards the buffer's uplinks to one database: a durable pull consumer of its own,
 // batches by rows and wait, rows validated, one transaction per batch (or per part of it when
 // the database refuses rows), and the acknowledgement only after everything in the batch is
@@ -111,7 +109,7 @@ func (t *Target) Run(ctx context.Context) error {
 		Description:   "Sluice sink target " + t.cfg.Name,
 		FilterSubject: sluice.UplinkPrefix + ">",
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       ackWait,
+		AckWait:       t.cfg.AckWait,
 		MaxAckPending: 4 * t.cfg.BatchRows,
 		DeliverPolicy: policy,
 		OptStartTime:  at,
@@ -298,7 +296,7 @@ func (t *Target) flush(ctx context.Context, b *batch) error {
 // keepBatch tells JetStream the batch is still being worked on, so that a long retry or
 // isolation does not get it redelivered elsewhere.
 func (t *Target) keepBatch(b *batch) {
-	if time.Since(b.progress) < ackWait/3 {
+	if time.Since(b.progress) < t.cfg.AckWait/3 {
 		return
 	}
 	for _, m := range b.msgs {

@@ -3,6 +3,7 @@ package sink
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -133,7 +134,34 @@ func timescalePlan(p *storagePlan, schema string, classes []ClassConfig, st *tsS
 	return full
 }
 
-func hypertable(p *storagePlan, n classNames, c ClassConfig, t *tsTable) {
+// typedTimescalePlan adds to p what TimescaleDB needs for the typed tables (typed, by kind, the
+// classes having one): hypertables with the chunk interval of their class, compression
+// segmented by series_id and ordered by time (texts compress by dictionary, booleans and
+// coordinates by their own algorithms, each series' rows together) and their class's retention.
+// Typed values have no continuous aggregates: an average of texts means nothing.
+func typedTimescalePlan(p *storagePlan, schema string, classes []ClassConfig, typed map[kind][]string, st *tsState) {
+	if v, err := parseTSVersion(st.version); err != nil || v.less(tsOldest) {
+		return // timescalePlan said why
+	}
+	full := st.license != "apache"
+	for _, k := range typedKinds {
+		for _, name := range typed[k] {
+			i := slices.IndexFunc(classes, func(c ClassConfig) bool { return c.Name == name })
+			if i < 0 {
+				continue
+			}
+			c, n := classes[i], typedNames{schema, name, k}
+			t := st.tables[n.table()]
+			hypertable(p, n, c, t)
+			if full {
+				compression(p, n, c, t)
+				retention(p, n, c, t)
+			}
+		}
+	}
+}
+
+func hypertable(p *storagePlan, n relation, c ClassConfig, t *tsTable) {
 	switch {
 	case t == nil:
 		p.add(fmt.Sprintf("SELECT create_hypertable(%s, by_range('time', %s), if_not_exists => true, migrate_data => true, create_default_indexes => false)",
@@ -145,7 +173,7 @@ func hypertable(p *storagePlan, n classNames, c ClassConfig, t *tsTable) {
 	}
 }
 
-func compression(p *storagePlan, n classNames, c ClassConfig, t *tsTable) {
+func compression(p *storagePlan, n relation, c ClassConfig, t *tsTable) {
 	var have *Period
 	if t != nil {
 		have = t.compressAfter
@@ -159,7 +187,7 @@ func compression(p *storagePlan, n classNames, c ClassConfig, t *tsTable) {
 	policy(p, "compression policy", n.table(), c.CompressAfter, have, add, remove)
 }
 
-func retention(p *storagePlan, n classNames, c ClassConfig, t *tsTable) {
+func retention(p *storagePlan, n relation, c ClassConfig, t *tsTable) {
 	var have *Period
 	if t != nil {
 		have = t.retention

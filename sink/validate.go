@@ -21,11 +21,18 @@ type RowLimits struct {
 	MaxFuture time.Duration `yaml:"max_future"`
 	// MaxTextBytes bounds tenant, device, metric and unit (bytes of UTF-8 each).
 	MaxTextBytes int `yaml:"max_text_bytes"`
+	// MaxValueBytes bounds the value of a text reading (bytes of UTF-8).
+	MaxValueBytes int `yaml:"max_value_bytes"`
 }
 
-// DefaultRowLimits returns the default checks: ten years back, one day ahead, 256 bytes.
+// maxValueBytes is the largest limits.max_value_bytes: a text value is a row of a narrow table,
+// not a document store.
+const maxValueBytes = 64 << 10
+
+// DefaultRowLimits returns the default checks: ten years back, one day ahead, 256 bytes for
+// names, 1,024 bytes for text values.
 func DefaultRowLimits() RowLimits {
-	return RowLimits{MaxPast: 10 * 365 * 24 * time.Hour, MaxFuture: 24 * time.Hour, MaxTextBytes: 256}
+	return RowLimits{MaxPast: 10 * 365 * 24 * time.Hour, MaxFuture: 24 * time.Hour, MaxTextBytes: 256, MaxValueBytes: 1024}
 }
 
 // Validate reports every problem, each prefixed with its key.
@@ -39,6 +46,9 @@ func (l RowLimits) Validate() error {
 	}
 	if l.MaxTextBytes < 1 || l.MaxTextBytes > 2048 {
 		errs = append(errs, fmt.Errorf("max_text_bytes: %d is outside 1..2048", l.MaxTextBytes))
+	}
+	if l.MaxValueBytes < 1 || l.MaxValueBytes > maxValueBytes {
+		errs = append(errs, fmt.Errorf("max_value_bytes: %d is outside 1..%d", l.MaxValueBytes, maxValueBytes))
 	}
 	return errors.Join(errs...)
 }
@@ -55,6 +65,9 @@ var (
 func (l RowLimits) check(u *sluice.Uplink, r *sluice.Reading, now time.Time) string {
 	if math.IsNaN(r.Value) || math.IsInf(r.Value, 0) {
 		return "value is not a finite number"
+	}
+	if why := l.checkValue(r); why != "" {
+		return why
 	}
 	switch {
 	case !r.Time.After(minTime) || r.Time.After(maxTime):
@@ -90,4 +103,36 @@ func (l RowLimits) checkText(s string) string {
 		return "contains U+FFFD, the mark of text that was not valid"
 	}
 	return ""
+}
+
+// checkValue returns why the typed value of r cannot be stored, or "".
+func (l RowLimits) checkValue(r *sluice.Reading) string {
+	switch r.Type {
+	case sluice.TypeNumber, sluice.TypeBool:
+		return ""
+	case sluice.TypeText:
+		switch s := r.Text; {
+		case len(s) > l.MaxValueBytes:
+			return fmt.Sprintf("text value is %d bytes, more than %d (limits.max_value_bytes)", len(s), l.MaxValueBytes)
+		case strings.IndexByte(s, 0) >= 0:
+			return "text value contains a NUL byte"
+		case !utf8.ValidString(s):
+			return "text value is not valid UTF-8"
+		}
+		return ""
+	case sluice.TypeLocation:
+		p := r.Location
+		switch {
+		case p == nil:
+			return "location reading has no location"
+		case !(p.Lat >= -90 && p.Lat <= 90):
+			return fmt.Sprintf("latitude %v is outside -90..90", p.Lat)
+		case !(p.Lon >= -180 && p.Lon <= 180):
+			return fmt.Sprintf("longitude %v is outside -180..180", p.Lon)
+		case p.Alt != nil && (math.IsNaN(*p.Alt) || math.IsInf(*p.Alt, 0)):
+			return "altitude is not a finite number"
+		}
+		return ""
+	}
+	return fmt.Sprintf("value type %q is unknown", r.Type)
 }

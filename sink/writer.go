@@ -8,22 +8,30 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sluice-iot/sluice"
 )
 
-// row is one reading on its way to the database.
+// row is one reading on its way to the database. A number or boolean is in value (1 or 0),
+// a text in text, a location in loc.
 type row struct {
 	key   seriesKey
 	unit  string
 	time  time.Time
 	value float64
+	text  string
+	loc   *sluice.Location
+	kind  kind
 }
 
 type seriesKey struct{ tenant, device, metric string }
 
-// seriesRef is what the writer knows of a series: its id and the index of its class.
+// seriesRef is what the writer knows of a series: its id, the index of its class and the kind
+// of value it was created for.
 type seriesRef struct {
 	id    int64
 	class int
+	kind  kind
 }
 
 // stageTable is the per-connection temporary table batches are copied into before the merge.
@@ -40,8 +48,9 @@ type writer struct {
 	pool    *pgxpool.Pool
 	classes *classifier
 	// Qualified table names: writes never depend on the search path.
-	seriesTable, latest string
-	tables              []string // measurements table by class index
+	seriesTable, latest, devices string
+	tables                       []string             // measurements table by class index
+	typedTables                  [][len(kinds)]string // typed tables by class index and kind
 
 	mu     sync.Mutex
 	series map[seriesKey]seriesRef
@@ -60,7 +69,7 @@ func newPool(url, schema string, maxConns int32) (*pgxpool.Pool, error) {
 	pc.ConnConfig.RuntimeParams["application_name"] = "sluice"
 	pc.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
 		_, err := c.Exec(ctx, "CREATE TEMP TABLE IF NOT EXISTS "+stageTable+
-			" (time timestamptz, series_id bigint, value double precision, class smallint) ON COMMIT DELETE ROWS")
+			" (time timestamptz, series_id bigint, value double precision, class smallint) ON COMMIT DELETE ROWS;\n"+createTypedStage)
 		return err
 	}
 	return pgxpool.NewWithConfig(context.Background(), pc)
@@ -73,10 +82,16 @@ func newWriter(pool *pgxpool.Pool, schema string, storage StorageConfig) *writer
 		classes:     newClassifier(storage),
 		seriesTable: pgx.Identifier{schema, "series"}.Sanitize(),
 		latest:      pgx.Identifier{schema, "latest"}.Sanitize(),
+		devices:     pgx.Identifier{schema, "devices"}.Sanitize(),
 		series:      map[seriesKey]seriesRef{},
 	}
 	for _, name := range w.classes.names {
 		w.tables = append(w.tables, classNames{schema, name}.qtable())
+		var typed [len(kinds)]string
+		for _, k := range typedKinds {
+			typed[k] = typedNames{schema, name, k}.qtable()
+		}
+		w.typedTables = append(w.typedTables, typed)
 	}
 	return w
 }
@@ -85,14 +100,27 @@ func newWriter(pool *pgxpool.Pool, schema string, storage StorageConfig) *writer
 // table skipping rows already there, and move latest forward for every series whose newest row
 // is newer than what latest holds. It returns how many rows were new.
 func (w *writer) write(ctx context.Context, rows []row) (int64, error) {
+	return w.writeWith(ctx, rows, nil)
+}
+
+// writeWith is write that also updates the device inventory with inv (when not nil and not
+// empty) in the same transaction.
+func (w *writer) writeWith(ctx context.Context, rows []row, inv *inventory) (int64, error) {
 	refs, err := w.seriesIDs(ctx, rows)
 	if err != nil {
 		return 0, err
 	}
 	var inserted int64
 	err = pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
-		inserted, err = w.merge(ctx, tx, rows, refs)
-		return err
+		if len(rows) > 0 {
+			if inserted, err = w.merge(ctx, tx, rows, refs); err != nil {
+				return err
+			}
+		}
+		if inv != nil && inv.len() > 0 {
+			return inv.upsert(ctx, tx, w.devices)
+		}
+		return nil
 	})
 	return inserted, err
 }
@@ -102,6 +130,22 @@ func (w *writer) write(ctx context.Context, rows []row) (int64, error) {
 // and latest moves forward. The staging rows stay until the transaction ends (or the caller
 // empties the table); it returns how many rows were new.
 func (w *writer) merge(ctx context.Context, tx pgx.Tx, rows []row, refs []seriesRef) (int64, error) {
+	typed, err := checkKinds(rows, refs)
+	if err != nil {
+		return 0, err
+	}
+	var inserted int64
+	if typed > 0 {
+		n, err := w.mergeTyped(ctx, tx, rows, refs, typed)
+		if err != nil {
+			return 0, err
+		}
+		inserted += n
+		if typed == len(rows) {
+			return inserted, nil
+		}
+		rows, refs = numericRows(rows, refs, typed)
+	}
 	used := make([]bool, len(w.tables))
 	classes := 0
 	for _, r := range refs {
@@ -110,14 +154,13 @@ func (w *writer) merge(ctx context.Context, tx pgx.Tx, rows []row, refs []series
 			classes++
 		}
 	}
-	_, err := tx.CopyFrom(ctx, pgx.Identifier{stageTable}, []string{"time", "series_id", "value", "class"},
+	_, err = tx.CopyFrom(ctx, pgx.Identifier{stageTable}, []string{"time", "series_id", "value", "class"},
 		pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
 			return []any{rows[i].time, refs[i].id, rows[i].value, int16(refs[i].class)}, nil
 		}))
 	if err != nil {
 		return 0, fmt.Errorf("copy %d rows: %w", len(rows), err)
 	}
-	var inserted int64
 	// Rows go in key order so that concurrent writers take row locks in the same order.
 	for c, ok := range used {
 		if !ok {
@@ -186,39 +229,47 @@ func (w *writer) seriesIDs(ctx context.Context, rows []row) ([]seriesRef, error)
 // resolveSeries creates the missing series and returns the id of every input series. A series
 // whose class the configuration changed is moved to the new class: its new rows go to the new
 // class's table, its old rows stay where they are (the views cover every class).
+//
+// A new series takes the type of its first reading; a series keeps its type (checkKinds).
 const resolveSeries = `
 WITH input AS (
-	SELECT DISTINCT ON (tenant, device, metric) tenant, device, metric, unit, class
-	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS t(tenant, device, metric, unit, class)
-	ORDER BY tenant, device, metric
+	SELECT DISTINCT ON (tenant, device, metric) tenant, device, metric, unit, class, type
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS t(tenant, device, metric, unit, class, type, n)
+	ORDER BY tenant, device, metric, n
 ), created AS (
-	INSERT INTO %[1]s AS s (tenant, device, metric, unit, class)
-	SELECT tenant, device, metric, unit, class FROM input
+	INSERT INTO %[1]s AS s (tenant, device, metric, unit, class, type)
+	SELECT tenant, device, metric, unit, class, type FROM input
 	ON CONFLICT (tenant, device, metric) DO UPDATE SET class = EXCLUDED.class WHERE s.class <> EXCLUDED.class
-	RETURNING id, tenant, device, metric
+	RETURNING id, tenant, device, metric, type
 )
-SELECT id, tenant, device, metric FROM created
+SELECT id, tenant, device, metric, type FROM created
 UNION ALL
-SELECT s.id, s.tenant, s.device, s.metric FROM %[1]s s JOIN input i USING (tenant, device, metric)`
+SELECT s.id, s.tenant, s.device, s.metric, s.type FROM %[1]s s JOIN input i USING (tenant, device, metric)`
 
 func (w *writer) resolve(ctx context.Context, rows []row, missing []int) error {
 	n := len(missing)
 	tenants, devices, metrics := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
-	units, classes := make([]string, 0, n), make([]string, 0, n)
+	units, classes, types := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
 	for _, i := range missing {
 		r := rows[i]
 		tenants, devices, metrics = append(tenants, r.key.tenant), append(devices, r.key.device), append(metrics, r.key.metric)
 		units, classes = append(units, r.unit), append(classes, w.classes.names[w.classes.of(r.key.tenant, r.key.device)])
+		types = append(types, kinds[r.kind].name)
 	}
-	res, err := w.pool.Query(ctx, fmt.Sprintf(resolveSeries, w.seriesTable), tenants, devices, metrics, units, classes)
+	res, err := w.pool.Query(ctx, fmt.Sprintf(resolveSeries, w.seriesTable), tenants, devices, metrics, units, classes, types)
 	if err != nil {
 		return fmt.Errorf("resolve series: %w", err)
 	}
-	found := map[seriesKey]int64{}
+	found := map[seriesKey]seriesRef{}
 	var id int64
 	var k seriesKey
-	_, err = pgx.ForEachRow(res, []any{&id, &k.tenant, &k.device, &k.metric}, func() error {
-		found[k] = id
+	var typ string
+	_, err = pgx.ForEachRow(res, []any{&id, &k.tenant, &k.device, &k.metric, &typ}, func() error {
+		kd, ok := kindNamed(typ)
+		if !ok {
+			return fmt.Errorf("series %d has the unknown type %q", id, typ)
+		}
+		found[k] = seriesRef{id: id, kind: kd}
 		return nil
 	})
 	if err != nil {
@@ -228,8 +279,9 @@ func (w *writer) resolve(ctx context.Context, rows []row, missing []int) error {
 	if len(w.series)+len(found) > maxCachedSeries {
 		w.series = map[seriesKey]seriesRef{}
 	}
-	for k, id := range found {
-		w.series[k] = seriesRef{id, w.classes.of(k.tenant, k.device)}
+	for k, ref := range found {
+		ref.class = w.classes.of(k.tenant, k.device)
+		w.series[k] = ref
 	}
 	w.mu.Unlock()
 	return nil

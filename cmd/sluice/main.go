@@ -37,6 +37,7 @@ commands:
   backfill copy readings history from another database or a legacy table, resumable
   verify   compare the readings of two databases per series and hour or day
   status   print buffer usage and per-target lag, rows written and dead letters
+  devices  list the device inventory: last seen, uplinks, signal, battery, decoder
   check    load and validate the configuration, print problems
   decode   run a decoder, script or device template on one payload, or a template's examples
   passwd   print the bcrypt hash of a password read from standard input
@@ -70,6 +71,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runVerify(args[1:], stdout, stderr)
 	case "status":
 		return runStatus(args[1:], stdout, stderr)
+	case "devices":
+		return runDevices(args[1:], stdout, stderr)
 	case "check":
 		return runCheck(args[1:], stdout, stderr)
 	case "passwd":

@@ -65,6 +65,16 @@ func printStatus(w io.Writer, st edge.Status) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "dead letters: %d, %s of %s\n", b.DeadLetters, humanBytes(float64(b.DeadLetterBytes)), humanBytes(float64(b.DeadLetterMaxBytes)))
+	if h := st.Hub; h != nil {
+		link := "connected"
+		if !h.Connected {
+			link = "disconnected"
+		}
+		fmt.Fprintf(w, "hub: %s, site %s, %d messages not yet at the hub, held up to sequence %d\n", link, h.Site, h.LagMessages, h.HeldSequence)
+		if h.Error != "" {
+			fmt.Fprintf(w, "hub: %s\n", h.Error)
+		}
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TARGET\tSTATE\tLAG MSGS\tLAG BYTES\tOLDEST\tROWS WRITTEN\tDEAD LETTERS\tLOST")
 	for _, t := range st.Targets {

@@ -11,8 +11,9 @@ import (
 )
 
 // FailScheduledRun has the TimescaleDB scheduler run job id now (alter_job next_start), waits
-// until job_stats records the end of that run, and returns the error
-// timescaledb_information.job_errors holds for it. The run must fail: on TimescaleDB 2.28.3
+// until job_stats records the end of that run, holds the job a day ahead so no retry changes
+// what was recorded, and returns the error timescaledb_information.job_errors holds for its
+// last run. The run must fail: on TimescaleDB 2.28.3
 // with PostgreSQL 15.20 the scheduler fails every job ("cannot drop portal"). Where the
 // scheduler runs the job successfully, t is skipped, and says so loudly; when it does not run
 // it within two minutes, t fails.
@@ -56,6 +57,17 @@ FROM timescaledb_information.job_stats WHERE job_id = $1 AND total_runs > 0`, id
 	if status != "Failed" {
 		t.Skipf("TIMESCALEDB JOB FAILURE NOT TESTED: the scheduler of this server ran job %d successfully; "+
 			"the test needs a failing scheduler such as TimescaleDB 2.28.3 on PostgreSQL 15.20", id)
+	}
+	// A failed run is retried soon, and a run that fails to start sooner still: hold the job a
+	// day ahead, and once no run is under way and none is due, its statistics and errors stay
+	// as they are for the caller to read.
+	for held := false; !held; {
+		d.Exec(t, "SELECT alter_job($1, next_start => now() + interval '1 day')", id)
+		wait("a retry did not end", func(started time.Time, status string) bool { return status != "" })
+		d.Query(t, "", func(conn *pgx.Conn) error {
+			return conn.QueryRow(context.Background(), `SELECT next_start > now() + interval '1 hour'
+FROM timescaledb_information.job_stats WHERE job_id = $1`, id).Scan(&held)
+		})
 	}
 	var msg string
 	d.Query(t, "", func(conn *pgx.Conn) error {

@@ -1,0 +1,244 @@
+package edge_test
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluice-iot/sluice/internal/mqtttest"
+	"github.com/sluice-iot/sluice/internal/pgtest"
+	"github.com/sluice-iot/sluice/internal/sitetest"
+)
+
+// publishQoS1 publishes n readings of device on the site at addr with QoS 1 and fails t unless
+// every one is acknowledged.
+func publishQoS1(t *testing.T, addr, device string, from, n int) {
+	t.Helper()
+	c := mqtttest.Connect(t, addr, "pub-"+device)
+	defer c.Disconnect(100)
+	for i := from; i < from+n; i++ {
+		tok := c.Publish("sensors/"+device+"/up", 1, false, fmt.Sprintf(`{"time":%d,"t":%d}`, 1_700_000_000_000+i, i))
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %s #%d: %v", device, i, tok.Error())
+		}
+	}
+}
+
+// The hub stream sources every site listed by the workers; each site's readings reach the
+// database once, and the hub de-duplicates per site (message ids carry the site).
+func TestFleetHubSourcesEverySite(t *testing.T) {
+	hub := startHub(t, "s1", "s2")
+	schema := pgtest.Schema(t)
+	startWorker(t, workerConfig(t, hub, schema, "s1", "s2"))
+	c1, _ := edgeConfig(t, hub, "s1")
+	c2, _ := edgeConfig(t, hub, "s2")
+	e1, e2 := sitetest.Start(t, c1), sitetest.Start(t, c2)
+
+	const n = 200
+	publishQoS1(t, e1.MQTTAddr, "d1", 0, n)
+	publishQoS1(t, e2.MQTTAddr, "d2", 0, n)
+	mqtttest.WaitFor(t, 60*time.Second, "every reading of both sites in the database", func() bool {
+		return countRows(t, schema) >= 2*n
+	})
+	for _, d := range []string{"d1", "d2"} {
+		if got := pgtest.Count(t, schema, "select count(distinct time) from readings where device = $1", d); got != n {
+			t.Errorf("device %s: %d distinct readings, want %d", d, got, n)
+		}
+	}
+	if got := countRows(t, schema); got != 2*n {
+		t.Errorf("rows: got %d, want %d", got, 2*n)
+	}
+	s, err := hub.js.Stream(t.Context(), "SLUICE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sites := map[string]int{}
+	for seq := uint64(1); seq <= s.CachedInfo().State.LastSeq; seq++ {
+		m, err := s.GetMsg(t.Context(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		site, _, _ := strings.Cut(m.Header.Get(jetstream.MsgIDHeader), ":")
+		sites[site]++
+	}
+	if sites["s1"] != n || sites["s2"] != n || len(sites) != 2 {
+		t.Errorf("hub stream message ids by site: got %v, want %d each of s1 and s2", sites, n)
+	}
+	for _, e := range []*sitetest.Site{e1, e2} {
+		mqtttest.WaitFor(t, 10*time.Second, "the hub holding everything", func() bool {
+			h := e.Status(t.Context()).Hub
+			return h != nil && h.Connected && h.LagMessages == 0
+		})
+	}
+}
+
+// A site's leafnode user may publish to the hub its own delivery subject and replies, nothing
+// else: a rogue server linked with site s1's credentials (and none of an edge's own limits)
+// cannot inject readings as s2, publish readings to the hub, or call the hub's JetStream API.
+func TestFleetSiteWritesOnlyItsOwnSubjects(t *testing.T) {
+	hub := startHub(t, "s1", "s2")
+	schema := pgtest.Schema(t)
+	startWorker(t, workerConfig(t, hub, schema, "s1", "s2"))
+
+	u, _ := url.Parse("nats-leaf://" + hub.LeafAddr)
+	u.User = url.UserPassword("s1", hubPassword)
+	rogue, err := server.NewServer(&server.Options{
+		ServerName: "rogue", Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
+		LeafNode: server.LeafNodeOpts{Remotes: []*server.RemoteLeafOpts{{URLs: []*url.URL{u}}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rogue.Start()
+	t.Cleanup(rogue.Shutdown)
+	mqtttest.WaitFor(t, 10*time.Second, "the rogue's leafnode link", func() bool { return rogue.NumLeafNodes() == 1 })
+
+	// What arrives at the hub, seen by a subscriber there.
+	hnc := hub.js.Conn()
+	seen := make(chan string, 100)
+	sub, err := hnc.Subscribe(">", func(m *nats.Msg) {
+		if strings.HasPrefix(string(m.Data), "rogue") {
+			seen <- m.Subject + " " + string(m.Data)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	hnc.Flush()
+
+	rnc, err := nats.Connect(rogue.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rnc.Close()
+	denied := []string{"sluice.fleet.s2", "sluice.up.default.d1", "sluice.err.default.d1", "sluice.dlq.main",
+		"$JS.hub.API.STREAM.DELETE.SLUICE", "$JS.API.STREAM.DELETE.SLUICE", "$JS.s2.API.STREAM.DELETE.SLUICE"}
+	// The hub may need a moment to learn the rogue's interest; the allowed subject, published
+	// last each round, shows the link carries messages.
+	mqtttest.WaitFor(t, 10*time.Second, "a message on the site's own subject at the hub", func() bool {
+		for _, s := range denied {
+			rnc.Publish(s, []byte("rogue "+s))
+		}
+		rnc.Publish("sluice.fleet.s1", []byte("rogue control"))
+		rnc.Flush()
+		select {
+		case s := <-seen:
+			if !strings.HasPrefix(s, "sluice.fleet.s1 ") {
+				t.Fatalf("the hub received %q from site s1's link", s)
+			}
+			return true
+		case <-time.After(200 * time.Millisecond):
+			return false
+		}
+	})
+	// Once more with the link up: messages of one publisher arrive in order, so once the last
+	// control message is in, anything denied would have arrived before it.
+	for _, s := range denied {
+		rnc.Publish(s, []byte("rogue "+s))
+	}
+	rnc.Publish("sluice.fleet.s1", []byte("rogue final"))
+	rnc.Flush()
+	for final := false; !final; {
+		select {
+		case s := <-seen:
+			if !strings.HasPrefix(s, "sluice.fleet.s1 ") {
+				t.Errorf("the hub received %q from site s1's link", s)
+			}
+			final = s == "sluice.fleet.s1 rogue final"
+		case <-time.After(10 * time.Second):
+			t.Fatal("the last control message never reached the hub")
+		}
+	}
+	if _, err := hub.js.Stream(t.Context(), "SLUICE"); err != nil {
+		t.Errorf("hub stream after the rogue's attempts: %v", err)
+	}
+	if got := countRows(t, schema); got != 0 {
+		t.Errorf("rows from the rogue: got %d, want 0", got)
+	}
+}
+
+// An edge reclaims committed history only for what the hub holds: with the link cut and the
+// buffer past 90 % of its budget, reclaim removes the messages the hub acknowledged, and no
+// more; once the link is back, the hub catches up with the rest, every reading once.
+func TestFleetEdgeReclaimsOnlyWhatTheHubHolds(t *testing.T) {
+	hub := startHub(t, "s1")
+	schema := pgtest.Schema(t)
+	startWorker(t, workerConfig(t, hub, schema, "s1"))
+	cfg, proxy := edgeConfig(t, hub, "s1")
+	cfg.NATS.MaxBytes = 1 << 20
+	cfg.NATS.Listen = mqtttest.FreeAddr(t)
+	e := sitetest.Start(t, cfg)
+	nc, err := nats.Connect("nats://" + cfg.NATS.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	state := func() jetstream.StreamState {
+		s, err := js.Stream(t.Context(), "SLUICE")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.CachedInfo().State
+	}
+
+	c := mqtttest.Connect(t, e.MQTTAddr, "pub-reclaim")
+	defer c.Disconnect(100)
+	note := strings.Repeat("x", 2000)
+	seq := 0
+	publish := func(n int) {
+		for range n {
+			seq++
+			tok := c.Publish("sensors/d1/up", 1, false, fmt.Sprintf(`{"time":%d,"v":%d,"note":%q}`, 1_700_000_000_000+seq, seq, note))
+			if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+				t.Fatalf("publish #%d: %v", seq, tok.Error())
+			}
+		}
+	}
+	const held = 50
+	publish(held)
+	mqtttest.WaitFor(t, 30*time.Second, "the hub holding the first readings", func() bool {
+		h := e.Status(t.Context()).Hub
+		return h.HeldSequence == held && h.LagMessages == 0
+	})
+	per := state().Bytes / held
+	proxy.Cut()
+	mqtttest.WaitFor(t, 10*time.Second, "the link down", func() bool { return !e.Status(t.Context()).Hub.Connected })
+	// Up to 93 % of the budget: reclaim (at 90 %) would remove down to 75 %, more than the
+	// hub holds.
+	total := int(uint64(0.93*float64(cfg.NATS.MaxBytes)) / per)
+	if excess := int(uint64(0.18*float64(cfg.NATS.MaxBytes)) / per); excess <= held {
+		t.Fatalf("test setup: reclaim would remove %d messages, not more than the %d the hub holds", excess, held)
+	}
+	publish(total - held)
+	mqtttest.WaitFor(t, 30*time.Second, "reclaim of what the hub holds", func() bool { return state().FirstSeq > 1 })
+	if st := state(); st.FirstSeq != held+1 || st.LastSeq != uint64(seq) {
+		t.Fatalf("after reclaim the edge keeps sequences %d..%d, want %d..%d: it reclaimed what the hub does not hold", st.FirstSeq, st.LastSeq, held+1, seq)
+	}
+	if h := e.Status(t.Context()).Hub; h.LagMessages != uint64(seq-held) {
+		t.Errorf("hub lag while cut: got %d, want %d", h.LagMessages, seq-held)
+	}
+	proxy.Restore()
+	defer func() {
+		if t.Failed() {
+			hs, _ := hub.js.Stream(context.Background(), "SLUICE")
+			info, _ := hs.Info(context.Background())
+			for _, s := range info.Sources {
+				t.Logf("hub source %s: lag %d active %v error %v", s.External.APIPrefix, s.Lag, s.Active, s.Error)
+			}
+			t.Logf("hub stream %+v; edge hub %+v; edge stream %+v", info.State, e.Status(context.Background()).Hub, state())
+		}
+	}()
+	mqtttest.WaitFor(t, 60*time.Second, "every reading in the database", func() bool { return countRows(t, schema) >= int64(seq) })
+	if got := pgtest.Count(t, schema, "select count(distinct time) from readings"); got != int64(seq) || countRows(t, schema) != int64(seq) {
+		t.Errorf("readings: %d distinct of %d rows, want %d once each", got, countRows(t, schema), seq)
+	}
+}
