@@ -38,10 +38,10 @@ func (c *Config) roleWarnings() []string {
 	return w
 }
 
-// hubPart keeps an edge's hub metrics current and reclaims what the hub holds (nothing in the
-// other roles).
+// hubPart keeps an edge's hub metrics current and reclaims what the hub holds; in a worker it
+// tells the sites what the hub holds of them (nothing in role all).
 func (s *Site) hubPart() part {
-	if s.cfg.Role != sink.RoleEdge {
+	if s.cfg.Role == sink.RoleAll {
 		return part{name: "hub"}
 	}
 	return part{
@@ -53,7 +53,7 @@ func (s *Site) hubPart() part {
 // workerParts are a hub sink worker's parts: the hub stream, the admin listener and the
 // targets, whose durable consumers the workers share.
 func (s *Site) workerParts() []part {
-	parts := []part{s.bufferPart(), s.adminPart()}
+	parts := []part{s.bufferPart(), s.adminPart(), s.hubPart()}
 	for _, t := range s.targets {
 		parts = append(parts, s.targetPart(t), jobsPart(t))
 	}

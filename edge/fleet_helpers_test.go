@@ -41,7 +41,7 @@ const (
 // hubSiteUser is the leafnode user of one site, as in deploy/fleet/hub.conf.
 func hubSiteUser(site string) string {
 	return fmt.Sprintf(`{user: %[1]s, password: %[2]s, permissions: {
-        publish: {allow: ["sluice.fleet.%[1]s", "$JSC.R.>", "_INBOX.>"]},
+        publish: {allow: ["sluice.fleet.%[1]s.>", "$JSC.R.>", "_INBOX.>"]},
         subscribe: {allow: ["$JS.%[1]s.API.>", "$JS.FC.>", "_INBOX.>"]}}}`, site, hubPassword)
 }
 
@@ -71,9 +71,15 @@ authorization {users: [
 		t.Fatalf("hub.conf: %v", err)
 	}
 	opts.NoSigs, opts.NoLog = true, true
+	if f := os.Getenv("SLUICE_FLEET_HUB_LOG"); f != "" {
+		opts.NoLog, opts.LogFile, opts.Debug = false, f, true
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !opts.NoLog {
+		ns.ConfigureLogger()
 	}
 	ns.Start()
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })

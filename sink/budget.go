@@ -77,11 +77,11 @@ func (b *Buffer) reclaim(ctx context.Context) {
 	}
 	floor := st.LastSeq
 	for _, name := range b.floor.names {
-		f, err := ackFloor(ctx, s, name) // fleet.go
+		c, err := s.Consumer(ctx, name)
 		if err != nil {
 			return // a target (or the hub) not consuming yet keeps everything
 		}
-		floor = min(floor, f)
+		floor = min(floor, c.CachedInfo().AckFloor.Stream)
 	}
 	avg := float64(st.Bytes) / float64(st.Msgs)
 	excess := uint64((float64(st.Bytes)-reclaimLow*budget)/avg) + 1

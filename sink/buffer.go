@@ -37,6 +37,7 @@ type Buffer struct {
 	group     *groupCommit // stores QoS 1/2 publishes in groups (group.go)
 	gm        *groupMetrics
 	fm        *fleetMetrics // role edge (fleet.go)
+	held      heldSites     // role worker: what the hub holds of each site (held.go)
 	closeOnce sync.Once
 }
 
@@ -189,10 +190,7 @@ func (b *Buffer) ensureStream(ctx context.Context) error {
 // are counted, not returned). A full stream yields sluice.ErrBufferFull.
 func (b *Buffer) Publish(ctx context.Context, subject, msgID string, data []byte, wait bool) error {
 	msg := &nats.Msg{Subject: subject, Data: data}
-	msgID = b.siteMsgID(msgID) // fleet.go
-	if msgID != "" {
-		msg.Header = nats.Header{jetstream.MsgIDHeader: []string{msgID}} // already canonical
-	}
+	b.stampSite(msg, msgID) // the id header, and an edge's site (fleet.go)
 	start := time.Now()
 	if wait {
 		err := b.group.store(ctx, msg)

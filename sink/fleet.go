@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -32,13 +33,19 @@ const (
 	RoleWorker = "worker"
 )
 
-// HubConsumer names the durable consumer of an edge's stream through which the hub stream
-// sources it. Its acknowledgement floor is what the hub holds: reclaim keeps everything above.
+// HubConsumer names the durable consumer of an edge's stream that marks what the hub holds: it
+// is never read; the workers move its acknowledgement floor to the last message of the site
+// they received from the hub stream, and reclaim keeps everything above it.
 const HubConsumer = "hub"
 
-// HubDeliverSubject is the subject an edge's hub consumer delivers to: the only subject besides
-// replies that a site may publish to the hub (hub.conf in deploy/fleet).
-func HubDeliverSubject(site string) string { return "sluice.fleet." + site }
+// SiteHeader carries an edge's site name on every message it stores, so that the workers know
+// whose message they hold (with its sequence at the site, from the Nats-Stream-Source header
+// the hub's sourcing adds).
+const SiteHeader = "Sluice-Site"
+
+// HubDeliverPrefix prefixes the subjects the hub's sourcing consumer on an edge delivers to:
+// besides replies, the only subjects a site may publish to the hub (deploy/fleet/hub.conf).
+func HubDeliverPrefix(site string) string { return "sluice.fleet." + site }
 
 // HubAPIPrefix is the prefix of site's JetStream API as seen from the hub.
 func HubAPIPrefix(site string) string { return "$JS." + site + ".API" }
@@ -223,13 +230,19 @@ func (b *Buffer) fleetOptions(opts *server.Options) error {
 	return nil
 }
 
-// siteMsgID makes message ids unique across the sites of a fleet: the hub stream de-duplicates
-// by id, per site.
-func (b *Buffer) siteMsgID(id string) string {
-	if b.cfg.Role != RoleEdge || id == "" {
-		return id
+// stampSite marks a message stored at an edge with its site: the site header, and the site
+// prefixed to its id, since the hub stream de-duplicates by id across every site.
+func (b *Buffer) stampSite(msg *nats.Msg, id string) {
+	if b.cfg.Role != RoleEdge {
+		if id != "" {
+			msg.Header = nats.Header{jetstream.MsgIDHeader: []string{id}} // already canonical
+		}
+		return
 	}
-	return b.cfg.Site + ":" + id
+	msg.Header = nats.Header{SiteHeader: []string{b.cfg.Site}}
+	if id != "" {
+		msg.Header[jetstream.MsgIDHeader] = []string{b.cfg.Site + ":" + id}
+	}
 }
 
 // replicas is the replica count of the streams the buffer makes: the configured one on the
@@ -246,15 +259,11 @@ func (b *Buffer) ensureFleet(ctx context.Context) error {
 	if b.cfg.Role != RoleEdge {
 		return nil
 	}
-	_, err := b.js.CreateOrUpdatePushConsumer(ctx, b.cfg.Stream, jetstream.ConsumerConfig{
-		Durable:        HubConsumer,
-		Description:    "Sluice hub: the hub stream sources site " + b.cfg.Site + " through this consumer",
-		DeliverSubject: HubDeliverSubject(b.cfg.Site),
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-		AckPolicy:      jetstream.AckFlowControlPolicy,
-		FlowControl:    true,
-		IdleHeartbeat:  time.Second, // what the server requires of a sourcing consumer
-		MaxAckPending:  hubMaxAckPending,
+	_, err := b.js.CreateOrUpdateConsumer(ctx, b.cfg.Stream, jetstream.ConsumerConfig{
+		Durable:       HubConsumer,
+		Description:   "Sluice hub: its acknowledgement floor is the last message of site " + b.cfg.Site + " the hub holds",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckAllPolicy,
 	})
 	if err != nil {
 		return fmt.Errorf("create consumer %s on %s: %w", HubConsumer, b.cfg.Stream, err)
@@ -262,21 +271,18 @@ func (b *Buffer) ensureFleet(ctx context.Context) error {
 	return nil
 }
 
-// hubMaxAckPending bounds the messages in flight to the hub, not yet confirmed stored there.
-const hubMaxAckPending = 10000
-
-// siteSource is the hub stream's source for one site.
+// siteSource is the hub stream's source for one site: the server makes a flow-controlled
+// consumer on the site's stream for each link, starting after the last message it holds.
 func (b *Buffer) siteSource(site string) *jetstream.StreamSource {
 	return &jetstream.StreamSource{
 		Name:     b.cfg.Stream,
-		External: &jetstream.ExternalStream{APIPrefix: HubAPIPrefix(site)},
-		Consumer: &jetstream.StreamConsumerSource{Name: HubConsumer, DeliverSubject: HubDeliverSubject(site)},
+		External: &jetstream.ExternalStream{APIPrefix: HubAPIPrefix(site), DeliverPrefix: HubDeliverPrefix(site)},
 	}
 }
 
 // sourceSite is the site a hub stream source reads, "" when it is not a site.
 func sourceSite(s *jetstream.StreamSource) string {
-	if s.Consumer == nil || s.External == nil {
+	if s.External == nil {
 		return ""
 	}
 	site, ok := strings.CutPrefix(s.External.APIPrefix, "$JS.")
@@ -373,22 +379,23 @@ func (b *Buffer) Hub(ctx context.Context) *HubStatus {
 	}
 	h := &HubStatus{Site: b.cfg.Site, Connected: b.ns != nil && b.ns.NumLeafNodes() > 0}
 	b.fm.connected.Set(map[bool]float64{false: 0, true: 1}[h.Connected])
-	c, err := b.js.PushConsumer(ctx, b.cfg.Stream, HubConsumer)
+	c, err := b.js.Consumer(ctx, b.cfg.Stream, HubConsumer)
 	if err != nil {
 		h.Error = fmt.Sprintf("consumer %s: %v", HubConsumer, err)
 		return h
 	}
 	info := c.CachedInfo()
-	h.LagMessages = info.NumPending + uint64(info.NumAckPending)
+	h.LagMessages = info.NumPending
 	h.HeldSequence = info.AckFloor.Stream
 	b.fm.lag.Set(float64(h.LagMessages))
 	return h
 }
 
-// RunHub keeps an edge's hub metrics current and reclaims what the hub holds, once a second,
-// until ctx is cancelled. It returns at once unless the role is edge.
+// RunHub does the role's periodic fleet work, once a second, until ctx is cancelled: an edge
+// keeps its hub metrics current and reclaims what the hub holds; a worker tells each site
+// what the hub holds of it (held.go). It returns at once in role all.
 func (b *Buffer) RunHub(ctx context.Context) {
-	if b.cfg.Role != RoleEdge {
+	if b.cfg.Role == RoleAll {
 		return
 	}
 	tick := time.NewTicker(reclaimEvery)
@@ -398,25 +405,12 @@ func (b *Buffer) RunHub(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			b.Hub(ctx)
-			b.reclaim(ctx)
+			if b.cfg.Role == RoleEdge {
+				b.Hub(ctx)
+				b.reclaim(ctx)
+			} else {
+				b.held.report(ctx, b)
+			}
 		}
 	}
-}
-
-// ackFloor is the acknowledgement floor of a consumer holding back reclaim: a target's pull
-// consumer, or an edge's hub consumer (a push consumer).
-func ackFloor(ctx context.Context, s jetstream.Stream, name string) (uint64, error) {
-	if name == HubConsumer {
-		c, err := s.PushConsumer(ctx, name)
-		if err != nil {
-			return 0, err
-		}
-		return c.CachedInfo().AckFloor.Stream, nil
-	}
-	c, err := s.Consumer(ctx, name)
-	if err != nil {
-		return 0, err
-	}
-	return c.CachedInfo().AckFloor.Stream, nil
 }

@@ -287,6 +287,7 @@ func (t *Target) flush(ctx context.Context, b *batch) error {
 	if ackErr != nil {
 		t.log.Warn().Err(ackErr).Msg("ack batch (it will be redelivered and merged idempotently)")
 	}
+	t.buf.noteHeld(b.msgs) // role worker: what the hub holds of each site (held.go)
 	t.m.batches.Inc()
 	t.m.batchRows.Observe(float64(len(b.rows)))
 	t.m.batchSeconds.Observe(time.Since(start).Seconds())
