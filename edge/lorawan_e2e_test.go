@@ -105,14 +105,16 @@ func TestLoRaWANEndToEndMosquittoPub(t *testing.T) {
 	}
 	mosquittoPub(t, site.MQTTAddr, "v3/farm@acme/devices/greenhouse-co2/up", string(raw), 1)
 
-	// 10 readings of the uplink (5 decoded by ChirpStack, 5 radio), 3 of the status event, 7
-	// of the re-joined uplink (1 + 6 radio), 4 of The Things Stack uplink.
+	// 11 readings of the uplink (5 decoded by ChirpStack, among them the text status and the
+	// boolean alarm, 6 radio), 3 of the status event (lora.external_power a boolean), 7 of the
+	// re-joined uplink (1 + 6 radio), 4 of The Things Stack uplink.
 	// A marker stored after them: once its row is there, so is every row stored before it,
 	// a wrongly stored copy among them (the sink commits in the order of the buffer).
-	const want = 10 + 3 + 7 + 4
+	const want = 11 + 3 + 7 + 4
 	mosquittoPub(t, site.MQTTAddr, "sensors/marker/up", `{"marker":1}`, 1)
 	site.WaitRows(t, "SELECT count(*) FROM readings WHERE device = 'marker'", 1, 15*time.Second)
-	if n := pgtest.Count(t, site.Schema, "SELECT count(*) FROM readings WHERE device <> 'marker'"); n != want {
+	if n := pgtest.Count(t, site.Schema, "SELECT (SELECT count(*) FROM readings WHERE device <> 'marker') + "+
+		"(SELECT count(*) FROM readings_text) + (SELECT count(*) FROM readings_bool)"); n != want {
 		t.Fatalf("readings: got %d rows, want %d", n, want)
 	}
 	if n := pgtest.Count(t, site.Schema, `SELECT count(*) FROM readings WHERE device = 'a840414bf185f3b2' AND metric = 'temperature'`); n != 2 {
@@ -126,15 +128,22 @@ func TestLoRaWANEndToEndMosquittoPub(t *testing.T) {
 			t.Errorf("%s: got %v, want %v", metric, got[metric], want)
 		}
 	}
-	if n := pgtest.Count(t, site.Schema, `SELECT count(*) FROM readings WHERE tenant = '52f14cd4-c6f1-4fbd-8f87-4025e1d49242'`); n != 10+3+7 {
-		t.Errorf("ChirpStack readings under the tenantId: got %d, want 20", n)
+	// Numbers: 9 of the uplink, 2 of the status event, 7 of the re-joined uplink.
+	if n := pgtest.Count(t, site.Schema, `SELECT count(*) FROM readings WHERE tenant = '52f14cd4-c6f1-4fbd-8f87-4025e1d49242'`); n != 9+2+7 {
+		t.Errorf("ChirpStack readings under the tenantId: got %d, want 18", n)
+	}
+	if n := pgtest.Count(t, site.Schema, `SELECT count(*) FROM readings_bool WHERE tenant = '52f14cd4-c6f1-4fbd-8f87-4025e1d49242' AND metric IN ('alarm', 'lora.external_power')`); n != 2 {
+		t.Errorf("ChirpStack boolean readings (alarm, lora.external_power): got %d, want 2", n)
 	}
 	got = readingsOf(t, site.Schema, "a84041000181c0fe")
-	if got["co2"] != 612 || got["valve_open"] != 1 {
+	if got["co2"] != 612 {
 		t.Errorf("The Things Stack uplink: got %v", got)
 	}
-	if n := pgtest.Count(t, site.Schema, `SELECT count(*) FROM readings WHERE tenant = 'acme'`); n != 4 {
-		t.Errorf("The Things Stack readings under tenant acme (from app@acme): got %d, want 4", n)
+	if n := pgtest.Count(t, site.Schema, `SELECT count(*) FROM readings_bool WHERE tenant = 'acme' AND metric = 'valve_open' AND value`); n != 1 {
+		t.Errorf("The Things Stack boolean valve_open: got %d rows, want 1 true", n)
+	}
+	if n := pgtest.Count(t, site.Schema, `SELECT count(*) FROM readings WHERE tenant = 'acme'`); n != 3 {
+		t.Errorf("The Things Stack numeric readings under tenant acme (from app@acme): got %d, want 3", n)
 	}
 }
 
@@ -465,8 +474,9 @@ func TestQuickStartLoRaWANRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	mosquittoPub(t, site.MQTTAddr, "v3/farm@acme/devices/greenhouse-co2/up", string(raw), 1)
-	if n := site.WaitRows(t, "SELECT count(*) FROM readings", 8, 10*time.Second); n != 8 {
-		t.Fatalf("readings: got %d rows, want 4 from each object", n)
+	if n := site.WaitRows(t, "SELECT (SELECT count(*) FROM readings) + (SELECT count(*) FROM readings_text) + (SELECT count(*) FROM readings_bool)",
+		9, 10*time.Second); n != 9 {
+		t.Fatalf("readings: got %d rows, want 5 from the ChirpStack object (status a text, alarm a boolean) and 4 from the other", n)
 	}
 	if got := readingsOf(t, site.Schema, "a840414bf185f3b2"); got["temperature"] != 21.5 || got["alarm"] != 0 {
 		t.Errorf("ChirpStack object readings: got %v", got)

@@ -35,7 +35,7 @@ limits:
 	for _, want := range []string{
 		"store_on_change.metrics.temperature.heartbeat: required and positive",
 		"store_on_change.templates.acme/th.humidity.relative: 2 must be a fraction from 0 to below 1",
-		"store_on_change.devices[0].metrics.*: off excludes absolute, relative, heartbeat and discrete",
+		"store_on_change.devices[0].metrics.*: off excludes absolute, relative, distance, heartbeat and discrete",
 		"limits.device.rate: -5 must be a finite number ≥ 0",
 		"limits.overrides[0]: set tenant, device or both",
 	} {

@@ -53,7 +53,7 @@ func NewBuffer(cfg BufferConfig, dataDir string, log zerolog.Logger, reg prometh
 		cfg:     cfg,
 		dataDir: dataDir,
 		log:     log.With().Str("component", "buffer").Logger(),
-		m:       newBufferMetrics(reg),
+		m:       newBufferMetrics(reg, cfg),
 		gm:      newGroupMetrics(reg),
 		fm:      newFleetMetrics(reg, cfg.Role),
 	}

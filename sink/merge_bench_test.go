@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
+	"github.com/sluice-iot/sluice"
 	"github.com/sluice-iot/sluice/internal/pgtest"
 )
 
@@ -26,7 +27,13 @@ import (
 //     unnest of three arrays);
 //
 //   - plain COPY: straight into the measurements table: not idempotent (a redelivered batch
-//     fails on the primary key), the floor of what a write can cost.
+//     fails on the primary key), the floor of what a write can cost;
+//
+//   - staging+merge+inventory: the writer with the device inventory of the batch (5,000
+//     uplinks of one reading each from 50 devices, noted while filling, one upsert of 50 rows);
+//
+//   - typed staging+merge: the writer on a batch whose series are a quarter each numbers,
+//     texts, booleans and locations (the typed rows take the second staging table).
 //
 //     ./scripts/test -run XXX -bench WriteBatch -benchtime 2s ./sink/
 func BenchmarkWriteBatch(b *testing.B) {
@@ -71,6 +78,54 @@ func BenchmarkWriteBatch(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if n, err := w.write(ctx, rowsAt()); err != nil || n != batch {
+				b.Fatalf("write: %d rows, %v", n, err)
+			}
+		}
+		perRow(b)
+	})
+	b.Run("staging+merge+inventory", func(b *testing.B) {
+		truncate(b)
+		b.ReportAllocs()
+		inv := &inventory{}
+		us, rd := make([]sluice.Uplink, batch), make([]sluice.Reading, batch) // as the batch's decoded messages
+		for b.Loop() {
+			rows := rowsAt()
+			inv.reset()
+			for i := range rows {
+				r := &rows[i]
+				rd[i] = sluice.Reading{Metric: r.key.metric, Value: r.value, Time: r.time}
+				us[i] = sluice.Uplink{Tenant: r.key.tenant, Device: r.key.device, ReceivedAt: r.time, Decoder: "json", Readings: rd[i : i+1]}
+				inv.note(&us[i])
+			}
+			if n, err := w.writeWith(ctx, rows, inv); err != nil || n != batch {
+				b.Fatalf("write: %d rows, %v", n, err)
+			}
+		}
+		perRow(b)
+	})
+	b.Run("typed-staging+merge", func(b *testing.B) {
+		truncate(b)
+		for _, k := range typedKinds {
+			if _, err := pool.Exec(ctx, "TRUNCATE "+typedNames{cfg.Schema, "standard", k}.qtable()); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportAllocs()
+		loc := &sluice.Location{Lat: 52.37, Lon: 4.89}
+		for b.Loop() {
+			rows := rowsAt()
+			for i := range rows {
+				r := &rows[i]
+				switch k := kind(i % series % 4); k {
+				case kindText:
+					r.key.metric, r.kind, r.text = "state", k, "idle"
+				case kindBool:
+					r.key.metric, r.kind, r.value = "door", k, float64(i%2)
+				case kindLocation:
+					r.key.metric, r.kind, r.loc = "position", k, loc
+				}
+			}
+			if n, err := w.write(ctx, rows); err != nil || n != batch {
 				b.Fatalf("write: %d rows, %v", n, err)
 			}
 		}

@@ -11,7 +11,9 @@ type bufferMetrics struct {
 	dlqBytes       prometheus.Gauge
 }
 
-func newBufferMetrics(reg prometheus.Registerer) *bufferMetrics {
+// newBufferMetrics registers the buffer's metrics; the budgets of cfg are constant gauges, so
+// that a dashboard can draw the use against them.
+func newBufferMetrics(reg prometheus.Registerer, cfg BufferConfig) *bufferMetrics {
 	m := &bufferMetrics{
 		publishSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "sluice_buffer_publish_seconds",
@@ -43,7 +45,17 @@ func newBufferMetrics(reg prometheus.Registerer) *bufferMetrics {
 		m.publishFailed.WithLabelValues(r)
 		m.asyncFailed.WithLabelValues(r)
 	}
-	reg.MustRegister(m.publishSeconds, m.publishFailed, m.asyncFailed, m.usedBytes, m.reclaimed, m.dlqBytes)
+	maxBytes := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sluice_buffer_max_bytes",
+		Help: "The stream's disk budget (buffer.max_bytes): sluice_buffer_used_bytes reaching it refuses new publishes.",
+	})
+	maxBytes.Set(float64(cfg.MaxBytes))
+	dlqMax := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sluice_buffer_dead_letter_max_bytes",
+		Help: "The dead-letter stream's budget (buffer.dlq_max_bytes), against sluice_buffer_dead_letter_bytes.",
+	})
+	dlqMax.Set(float64(cfg.DLQMaxBytes))
+	reg.MustRegister(m.publishSeconds, m.publishFailed, m.asyncFailed, m.usedBytes, m.reclaimed, m.dlqBytes, maxBytes, dlqMax)
 	return m
 }
 

@@ -1,0 +1,63 @@
+package sink
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/sluice-iot/sluice"
+)
+
+// The inventory moves forward only: a late batch (a replay, a redelivery) widens first seen
+// and adds its uplinks, but never rewinds the last values; a batch without radio readings
+// keeps the last known ones.
+func TestInventoryMovesForward(t *testing.T) {
+	cfg := storageTarget(t)
+	pool := testPool(t, cfg)
+	migrateOK(t, pool, cfg)
+	w := newWriter(pool, cfg.Schema, cfg.Storage)
+	ctx := context.Background()
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	up := func(at time.Time, fcnt uint32, decoder string, rs ...sluice.Reading) *sluice.Uplink {
+		for i := range rs {
+			rs[i].Time = at
+		}
+		return &sluice.Uplink{Tenant: "t1", Device: "d1", ReceivedAt: at, FCnt: &fcnt, Decoder: decoder, Readings: rs}
+	}
+	write := func(us ...*sluice.Uplink) {
+		t.Helper()
+		inv := &inventory{}
+		for _, u := range us {
+			inv.note(u)
+		}
+		if _, err := w.writeWith(ctx, nil, inv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state := func() string {
+		var s string
+		err := pool.QueryRow(ctx, `SELECT format('%s %s %s %s %s %s %s %s %s', to_char(first_seen AT TIME ZONE 'UTC', 'HH24:MI'),
+			to_char(last_seen AT TIME ZONE 'UTC', 'HH24:MI'), uplinks, last_fcnt, last_rssi, last_snr, gateways, battery, decoder)
+			FROM devices WHERE tenant = 't1' AND device = 'd1'`).Scan(&s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	radio := func(rssi, snr, gw, battery float64) []sluice.Reading {
+		return []sluice.Reading{{Metric: "lora.rssi", Value: rssi}, {Metric: "lora.snr", Value: snr},
+			{Metric: "lora.gateways", Value: gw}, {Metric: "battery", Value: battery}}
+	}
+	write(up(t0, 10, "acme/th", radio(-70, 5, 2, 3.1)...), up(t0.Add(time.Minute), 11, "acme/th", radio(-80, 4, 1, 3.0)...))
+	if got, want := state(), "10:00 10:01 2 11 -80 4 1 3 acme/th"; got != want {
+		t.Errorf("first batch: %q, want %q", got, want)
+	}
+	write(up(t0.Add(-time.Hour), 3, "old/th", radio(-50, 9, 5, 3.6)...)) // a late batch
+	if got, want := state(), "09:00 10:01 3 11 -80 4 1 3 acme/th"; got != want {
+		t.Errorf("after a late batch: %q, want %q", got, want)
+	}
+	write(up(t0.Add(2*time.Minute), 12, "chirpstack:status", sluice.Reading{Metric: "lora.battery", Value: 88}))
+	if got, want := state(), "09:00 10:02 3 12 -80 4 1 88 acme/th"; got != want {
+		t.Errorf("after a status event: %q, want %q", got, want)
+	}
+}
