@@ -163,6 +163,8 @@ func TestWireErrors(t *testing.T) {
 func FuzzDecodeUplink(f *testing.F) {
 	b, _ := EncodeUplink(fullUplink())
 	f.Add(b)
+	b, _ = EncodeUplink(typedUplink())
+	f.Add(b)
 	f.Add([]byte(`{"v":1,"tenant":"t","device":"d","readings":null,"data":{"a":[1,{"b":"\u00e9"}]}}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		DecodeUplinkForStore(in) // must not panic

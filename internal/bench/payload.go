@@ -74,7 +74,7 @@ func kindOf(name string) (payloadKind, error) {
 		}, nil
 	case PayloadChirpStack:
 		return payloadKind{
-			readings:    4,
+			readings:    6, // 4 numbers and 2 texts (battery status, probe kind)
 			topic:       func(dev int) string { return "application/bench/device/" + devEUI(dev) + "/event/up" },
 			device:      devEUI,
 			probeMetric: "temperature",

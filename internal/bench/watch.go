@@ -205,10 +205,12 @@ func (w *watcher) scrape(ctx context.Context, names ...string) (map[string]float
 	return out, sc.Err()
 }
 
-// count counts the rows in the measurements table.
+// count counts the rows in the tables of the standard class: numbers, texts, booleans and
+// locations.
 func (w *watcher) count(ctx context.Context) (int64, error) {
 	var n int64
-	err := w.db.QueryRow(ctx, "SELECT count(*) FROM measurements_standard").Scan(&n)
+	err := w.db.QueryRow(ctx, "SELECT (SELECT count(*) FROM measurements_standard) + (SELECT count(*) FROM text_standard)"+
+		" + (SELECT count(*) FROM bool_standard) + (SELECT count(*) FROM location_standard)").Scan(&n)
 	return n, err
 }
 
