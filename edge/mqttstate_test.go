@@ -363,6 +363,11 @@ func TestRetainHandlingAfterRestart(t *testing.T) {
 	one := dialSession(t, site.MQTTAddr, "rh1", 3600)
 	subscribe(one, 1)
 	mqtttest.WaitFor(t, 15*time.Second, "the retained message on a new subscription", func() bool { return len(one.received()) == 1 })
+	// Its PUBACK leaves the client after the message is recorded: leaving before the broker has
+	// it would keep the message in flight, to be sent again after the restart.
+	mqtttest.WaitFor(t, 15*time.Second, "the retained message acknowledged", func() bool {
+		return metrictest.Value(t, site.Registry(), "sluice_broker_inflight_messages", "", "") == 0
+	})
 	one.leave()
 	zero := dialSession(t, site.MQTTAddr, "rh0", 3600)
 	subscribe(zero, 2)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -35,6 +36,9 @@ type deviceSeen struct {
 	gatewaysAt     time.Time
 	battery        float64
 	batteryAt      time.Time
+	failures       int64     // messages not decoded (sluice.err.>)
+	failedAt       time.Time // received_at of the newest of them
+	lastError      string    // its reason and error
 }
 
 func (inv *inventory) reset() {
@@ -50,9 +54,6 @@ func (inv *inventory) note(u *sluice.Uplink) {
 	if u.Tenant == "" || u.Device == "" {
 		return
 	}
-	if inv.index == nil {
-		inv.index = map[[2]string]int{}
-	}
 	at := u.ReceivedAt
 	if at.IsZero() {
 		for i := range u.Readings {
@@ -64,14 +65,7 @@ func (inv *inventory) note(u *sluice.Uplink) {
 	if at.IsZero() {
 		return
 	}
-	k := [2]string{u.Tenant, u.Device}
-	i, ok := inv.index[k]
-	if !ok {
-		i = len(inv.devs)
-		inv.index[k] = i
-		inv.devs = append(inv.devs, deviceSeen{tenant: u.Tenant, device: u.Device, first: at, last: at})
-	}
-	d := &inv.devs[i]
+	d := inv.device(u.Tenant, u.Device, at)
 	event := strings.HasSuffix(u.Decoder, ":status") || strings.HasSuffix(u.Decoder, ":location")
 	if !event {
 		d.uplinks++
@@ -113,6 +107,55 @@ func (inv *inventory) note(u *sluice.Uplink) {
 	}
 }
 
+// device returns the entry of (tenant, device), made on first use as seen at at.
+func (inv *inventory) device(tenant, device string, at time.Time) *deviceSeen {
+	if inv.index == nil {
+		inv.index = map[[2]string]int{}
+	}
+	k := [2]string{tenant, device}
+	i, ok := inv.index[k]
+	if !ok {
+		i = len(inv.devs)
+		inv.index[k] = i
+		inv.devs = append(inv.devs, deviceSeen{tenant: tenant, device: device, first: at, last: at})
+	}
+	return &inv.devs[i]
+}
+
+// maxErrorBytes bounds the last error kept per device.
+const maxErrorBytes = 200
+
+// fail records data, a message on the error subject (sluice.Failure): the device was heard
+// but nothing of it decoded. A message that does not read as a failure is left out: it stays
+// on its subject for `sluice replay --errors`, which is where it is dealt with.
+func (inv *inventory) fail(data []byte) {
+	f, err := sluice.DecodeFailure(data)
+	if err != nil || f.Tenant == "" || f.Device == "" || f.ReceivedAt.IsZero() {
+		return
+	}
+	d := inv.device(f.Tenant, f.Device, f.ReceivedAt)
+	d.failures++
+	d.first, d.last = minTimeOf(d.first, f.ReceivedAt), maxTimeOf(d.last, f.ReceivedAt)
+	if !f.ReceivedAt.Before(d.failedAt) {
+		d.failedAt = f.ReceivedAt
+		d.lastError = strings.ToValidUTF8(truncate(f.Reason+": "+f.Error, maxErrorBytes), "")
+	}
+	if d.decoder == "" {
+		d.decoder = f.Decoder
+	}
+}
+
+// truncate cuts s to at most n bytes, on a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
 func minTimeOf(a, b time.Time) time.Time {
 	if b.Before(a) {
 		return b
@@ -127,16 +170,17 @@ func maxTimeOf(a, b time.Time) time.Time {
 	return a
 }
 
-// upsertDevices moves each device's row forward: first and last seen widen, uplinks add up,
-// and the last fCnt, RSSI, SNR, gateway count, battery and decoder are replaced only by newer
-// ones (a replayed or late batch never rewinds them). Devices go in key order so that
+// upsertDevices moves each device's row forward: first and last seen widen, uplinks and
+// decode failures add up, and the last fCnt, RSSI, SNR, gateway count, battery, error and
+// decoder are replaced only by newer ones (a replayed or late batch never rewinds them). Devices go in key order so that
 // concurrent batches lock rows in the same order.
 const upsertDevices = `
 INSERT INTO %[1]s AS d (tenant, device, first_seen, last_seen, uplinks, decoder,
-	last_fcnt, fcnt_at, last_rssi, rssi_at, last_snr, snr_at, gateways, gateways_at, battery, battery_at)
+	last_fcnt, fcnt_at, last_rssi, rssi_at, last_snr, snr_at, gateways, gateways_at, battery, battery_at,
+	decode_failures, last_failure_at, last_error)
 SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::bigint[], $6::text[],
 	$7::bigint[], $8::timestamptz[], $9::float8[], $10::timestamptz[], $11::float8[], $12::timestamptz[],
-	$13::int[], $14::timestamptz[], $15::float8[], $16::timestamptz[])
+	$13::int[], $14::timestamptz[], $15::float8[], $16::timestamptz[], $17::bigint[], $18::timestamptz[], $19::text[])
 ORDER BY 1, 2
 ON CONFLICT (tenant, device) DO UPDATE SET
 	first_seen = least(d.first_seen, EXCLUDED.first_seen),
@@ -153,6 +197,9 @@ ON CONFLICT (tenant, device) DO UPDATE SET
 	gateways_at = greatest(d.gateways_at, EXCLUDED.gateways_at),
 	battery = CASE WHEN EXCLUDED.battery_at >= d.battery_at OR d.battery_at IS NULL THEN coalesce(EXCLUDED.battery, d.battery) ELSE d.battery END,
 	battery_at = greatest(d.battery_at, EXCLUDED.battery_at),
+	decode_failures = d.decode_failures + EXCLUDED.decode_failures,
+	last_error = CASE WHEN EXCLUDED.last_failure_at >= d.last_failure_at OR d.last_failure_at IS NULL THEN coalesce(EXCLUDED.last_error, d.last_error) ELSE d.last_error END,
+	last_failure_at = greatest(d.last_failure_at, EXCLUDED.last_failure_at),
 	updated_at = now()`
 
 // upsert writes inv into the devices table in tx, in one statement.
@@ -166,6 +213,9 @@ func (inv *inventory) upsert(ctx context.Context, tx pgx.Tx, table string) error
 		rssis, snrs, batteries                        = make([]*float64, n), make([]*float64, n), make([]*float64, n)
 		gateways                                      = make([]*int32, n)
 		fcntAt, rssiAt, snrAt, gatewaysAt, batteryAts = make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n)
+		failures                                      = make([]int64, n)
+		failedAt                                      = make([]*time.Time, n)
+		lastErrors                                    = make([]*string, n)
 	)
 	some := func(t time.Time) *time.Time {
 		if t.IsZero() {
@@ -192,9 +242,13 @@ func (inv *inventory) upsert(ctx context.Context, tx pgx.Tx, table string) error
 		if batteryAts[i] = some(d.batteryAt); batteryAts[i] != nil {
 			batteries[i] = &d.battery
 		}
+		failures[i] = d.failures
+		if failedAt[i] = some(d.failedAt); failedAt[i] != nil {
+			lastErrors[i] = &d.lastError
+		}
 	}
 	_, err := tx.Exec(ctx, fmt.Sprintf(upsertDevices, table), tenants, devices, firsts, lasts, uplinks, decoders,
-		fcnts, fcntAt, rssis, rssiAt, snrs, snrAt, gateways, gatewaysAt, batteries, batteryAts)
+		fcnts, fcntAt, rssis, rssiAt, snrs, snrAt, gateways, gatewaysAt, batteries, batteryAts, failures, failedAt, lastErrors)
 	if err != nil {
 		return fmt.Errorf("update the inventory of %d devices: %w", n, err)
 	}
@@ -212,6 +266,9 @@ type Device struct {
 	Gateways            *int32
 	Battery             *float64
 	BatteryAt           *time.Time
+	DecodeFailures      int64
+	LastFailureAt       *time.Time
+	LastError           string
 }
 
 // DeviceFilter selects devices: of one tenant ("" for all), and not seen for at least Stale
@@ -228,7 +285,8 @@ func Devices(ctx context.Context, cfg TargetConfig, f DeviceFilter) ([]Device, e
 		return nil, err
 	}
 	defer pool.Close()
-	rows, err := pool.Query(ctx, `SELECT tenant, device, first_seen, last_seen, uplinks, decoder, last_fcnt, last_rssi, last_snr, gateways, battery, battery_at
+	rows, err := pool.Query(ctx, `SELECT tenant, device, first_seen, last_seen, uplinks, decoder, last_fcnt, last_rssi, last_snr, gateways, battery, battery_at,
+	decode_failures, last_failure_at, coalesce(last_error, '')
 FROM `+pgx.Identifier{cfg.Schema, "devices"}.Sanitize()+`
 WHERE ($1 = '' OR tenant = $1) AND ($2 = 0 OR last_seen < now() - make_interval(secs => $2))
 ORDER BY tenant, device`, f.Tenant, f.Stale.Seconds())
@@ -237,7 +295,8 @@ ORDER BY tenant, device`, f.Tenant, f.Stale.Seconds())
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Device, error) {
 		var d Device
-		err := r.Scan(&d.Tenant, &d.Device, &d.FirstSeen, &d.LastSeen, &d.Uplinks, &d.Decoder, &d.LastFCnt, &d.LastRSSI, &d.LastSNR, &d.Gateways, &d.Battery, &d.BatteryAt)
+		err := r.Scan(&d.Tenant, &d.Device, &d.FirstSeen, &d.LastSeen, &d.Uplinks, &d.Decoder, &d.LastFCnt, &d.LastRSSI, &d.LastSNR, &d.Gateways, &d.Battery, &d.BatteryAt,
+			&d.DecodeFailures, &d.LastFailureAt, &d.LastError)
 		return d, err
 	})
 	if err != nil {

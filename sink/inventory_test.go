@@ -2,8 +2,10 @@ package sink
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sluice-iot/sluice"
 )
@@ -59,5 +61,61 @@ func TestInventoryMovesForward(t *testing.T) {
 	write(up(t0.Add(2*time.Minute), 12, "chirpstack:status", sluice.Reading{Metric: "lora.battery", Value: 88}))
 	if got, want := state(), "09:00 10:02 3 12 -80 4 1 88 acme/th"; got != want {
 		t.Errorf("after a status event: %q, want %q", got, want)
+	}
+}
+
+// Messages on the error subject count as decode failures of their device: the count adds up,
+// the last error is the newest one's (a late failure does not replace it), a long error is
+// cut on a rune boundary, and what does not read as a failure is left out.
+func TestInventoryCountsFailures(t *testing.T) {
+	cfg := storageTarget(t)
+	pool := testPool(t, cfg)
+	migrateOK(t, pool, cfg)
+	w := newWriter(pool, cfg.Schema, cfg.Storage)
+	ctx := context.Background()
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	failure := func(at time.Time, msg string) []byte {
+		b, err := sluice.EncodeFailure(&sluice.Failure{V: 1, ID: msg, Tenant: "t1", Device: "d9", ReceivedAt: at,
+			Decoder: "acme/th", Reason: "decode", Error: msg, Payload: []byte{0xff}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	write := func(data ...[]byte) {
+		t.Helper()
+		inv := &inventory{}
+		for _, d := range data {
+			inv.fail(d)
+		}
+		if _, err := w.writeWith(ctx, nil, inv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state := func() string {
+		var s string
+		err := pool.QueryRow(ctx, `SELECT format('%s %s %s %s %s %s', to_char(first_seen AT TIME ZONE 'UTC', 'HH24:MI'),
+			to_char(last_seen AT TIME ZONE 'UTC', 'HH24:MI'), uplinks, decode_failures, decoder, last_error)
+			FROM devices WHERE tenant = 't1' AND device = 'd9'`).Scan(&s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	write(failure(t0, "first"), failure(t0.Add(time.Minute), "second"), []byte("not a failure"))
+	if got, want := state(), "10:00 10:01 0 2 acme/th decode: second"; got != want {
+		t.Errorf("first batch: %q, want %q", got, want)
+	}
+	write(failure(t0.Add(-time.Hour), "late"))
+	if got, want := state(), "09:00 10:01 0 3 acme/th decode: second"; got != want {
+		t.Errorf("after a late failure: %q, want %q", got, want)
+	}
+	write(failure(t0.Add(2*time.Minute), strings.Repeat("é", 200)))
+	var last string
+	if err := pool.QueryRow(ctx, "SELECT last_error FROM devices WHERE device = 'd9'").Scan(&last); err != nil {
+		t.Fatal(err)
+	}
+	if len(last) > maxErrorBytes || !utf8.ValidString(last) || !strings.HasPrefix(last, "decode: éé") {
+		t.Errorf("a long error kept as %d bytes %q, want at most %d bytes of valid UTF-8", len(last), last, maxErrorBytes)
 	}
 }

@@ -82,6 +82,9 @@ CREATE TABLE IF NOT EXISTS devices (
 	gateways_at timestamptz,
 	battery     double precision,
 	battery_at  timestamptz,
+	decode_failures bigint  NOT NULL DEFAULT 0,
+	last_failure_at timestamptz,
+	last_error  text,
 	updated_at  timestamptz NOT NULL DEFAULT now(),
 	PRIMARY KEY (tenant, device)
 );

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,14 +106,15 @@ func (t *Target) Run(ctx context.Context) error {
 	}
 	policy, at, _ := parseStart(t.cfg.Start)
 	cc := jetstream.ConsumerConfig{
-		Durable:       consumerName(t.cfg.Name),
-		Description:   "Sluice sink target " + t.cfg.Name,
-		FilterSubject: sluice.UplinkPrefix + ">",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       t.cfg.AckWait,
-		MaxAckPending: 4 * t.cfg.BatchRows,
-		DeliverPolicy: policy,
-		OptStartTime:  at,
+		Durable:     consumerName(t.cfg.Name),
+		Description: "Sluice sink target " + t.cfg.Name,
+		// Failures are read too, for the device inventory's count of them (inventory.fail).
+		FilterSubjects: []string{sluice.UplinkPrefix + ">", sluice.ErrorPrefix + ">"},
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        t.cfg.AckWait,
+		MaxAckPending:  4 * t.cfg.BatchRows,
+		DeliverPolicy:  policy,
+		OptStartTime:   at,
 	}
 	// A buffer that cannot make the consumer now (an external server restarting) is retried
 	// like a database: one target never takes the site or another target down.
@@ -237,9 +239,13 @@ func (t *Target) fill(ctx context.Context, it jetstream.MessagesContext, b *batc
 			t.noteDelivery(ctx, msg)
 		}
 		var u *sluice.Uplink
-		if read == nil {
+		switch {
+		case read == nil && strings.HasPrefix(msg.Subject(), sluice.ErrorPrefix):
+			b.inv.fail(msg.Data()) // nothing to write but the device's count of failures
+			u, err = nil, errSkip
+		case read == nil:
 			u, err = sluice.DecodeUplinkForStore(msg.Data())
-		} else {
+		default:
 			u, err = read(msg)
 		}
 		if errors.Is(err, errSkip) {

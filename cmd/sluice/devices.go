@@ -83,11 +83,12 @@ func runDevices(args []string, stdout, stderr io.Writer) int {
 // printDevices writes devs as a table, ages relative to now.
 func printDevices(w io.Writer, devs []sink.Device, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TENANT\tDEVICE\tLAST SEEN\tAGO\tFIRST SEEN\tUPLINKS\tFCNT\tRSSI\tSNR\tGATEWAYS\tBATTERY\tDECODER")
+	fmt.Fprintln(tw, "TENANT\tDEVICE\tLAST SEEN\tAGO\tFIRST SEEN\tUPLINKS\tFAILURES\tFCNT\tRSSI\tSNR\tGATEWAYS\tBATTERY\tDECODER\tLAST ERROR")
 	for _, d := range devs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Tenant, d.Device,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Tenant, d.Device,
 			d.LastSeen.UTC().Format(time.RFC3339), ago(now.Sub(d.LastSeen)), d.FirstSeen.UTC().Format(time.RFC3339), d.Uplinks,
-			optInt(d.LastFCnt), optFloat(d.LastRSSI), optFloat(d.LastSNR), optInt32(d.Gateways), optFloat(d.Battery), orDash(d.Decoder))
+			d.DecodeFailures, optInt(d.LastFCnt), optFloat(d.LastRSSI), optFloat(d.LastSNR), optInt32(d.Gateways), optFloat(d.Battery),
+			orDash(d.Decoder), orDash(d.LastError))
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "%d %s\n", len(devs), map[bool]string{true: "device", false: "devices"}[len(devs) == 1])

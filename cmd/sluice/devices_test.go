@@ -17,8 +17,9 @@ import (
 	"github.com/sluice-iot/sluice/internal/sitetest"
 )
 
-// A LoRaWAN device and a plain MQTT device store uplinks; `sluice devices` lists both with
-// what the sink learnt of them, --tenant and --stale select among them.
+// A LoRaWAN device and a plain MQTT device store uplinks, and a third device sends only what
+// does not decode; `sluice devices` lists all three with what the sink learnt of them (the
+// failures counted, the last error), --tenant and --stale select among them.
 func TestDevicesCommand(t *testing.T) {
 	cfg := sitetest.Config(t)
 	cfg.Routes = append(cfg.Routes, hooks.RouteConfig{Topic: "application/+/device/+/event/+", Format: decoders.FormatChirpStack,
@@ -43,9 +44,15 @@ func TestDevicesCommand(t *testing.T) {
 	for i := range 3 {
 		pub("sensors/th-2/up", fmt.Sprintf(`{"temperature":%d,"battery":%d,"state":"idle"}`, 20+i, 90-i))
 	}
+	pub("sensors/th-2/up", `{"temperature":`)
+	pub("sensors/th-3/up", `not json`)
+	pub("sensors/th-3/up", `{"temperature":`)
 	cl.Disconnect(100)
 	if n := site.WaitRows(t, "SELECT coalesce(sum(uplinks), 0)::bigint FROM devices", 4, 30*time.Second); n != 4 {
 		t.Fatalf("uplinks in the inventory: got %d, want 4", n)
+	}
+	if n := site.WaitRows(t, "SELECT coalesce(sum(decode_failures), 0)::bigint FROM devices", 3, 30*time.Second); n != 3 {
+		t.Fatalf("decode failures in the inventory: got %d, want 3", n)
 	}
 
 	path := filepath.Join(t.TempDir(), "sluice.yaml")
@@ -64,12 +71,13 @@ func TestDevicesCommand(t *testing.T) {
 		t.Fatalf("sluice devices: exit %d: %s", code, errs)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 4 || !strings.HasPrefix(lines[0], "TENANT") || lines[3] != "2 devices" {
+	if len(lines) != 5 || !strings.HasPrefix(lines[0], "TENANT") || lines[4] != "3 devices" {
 		t.Fatalf("sluice devices printed:\n%s", out)
 	}
 	for i, want := range []string{
-		`^default\s+th-2\s+\S+Z\s+\S+\s+\S+Z\s+3\s+-\s+-\s+-\s+-\s+88\s+json$`,
-		`^farm\s+a840414bf185f3b2\s+\S+Z\s+\S+\s+\S+Z\s+1\s+42\s+-57\s+9.2\s+3\s+3.05\s+network:chirpstack$`,
+		`^default\s+th-2\s+\S+Z\s+\S+\s+\S+Z\s+3\s+1\s+-\s+-\s+-\s+-\s+88\s+json\s+decode: .+$`,
+		`^default\s+th-3\s+\S+Z\s+\S+\s+\S+Z\s+0\s+2\s+-\s+-\s+-\s+-\s+-\s+json\s+decode: .+$`,
+		`^farm\s+a840414bf185f3b2\s+\S+Z\s+\S+\s+\S+Z\s+1\s+0\s+42\s+-57\s+9.2\s+3\s+3.05\s+network:chirpstack\s+-$`,
 	} {
 		if !regexpMatch(want, lines[i+1]) {
 			t.Errorf("line %d = %q, want it to match %s", i+1, lines[i+1], want)
