@@ -142,7 +142,8 @@ type load struct {
 	device string
 	mu     sync.Mutex
 	addr   string
-	acked  []int // sequence numbers acknowledged
+	acked  []int       // sequence numbers acknowledged
+	ackAt  []time.Time // when each was acknowledged
 	tried  int
 	stop   chan struct{}
 	done   chan struct{}
@@ -184,6 +185,7 @@ func (l *load) run() {
 			if tok.WaitTimeout(5*time.Second) && tok.Error() == nil {
 				l.mu.Lock()
 				l.acked = append(l.acked, seq)
+				l.ackAt = append(l.ackAt, time.Now())
 				l.mu.Unlock()
 			}
 		}
