@@ -132,7 +132,7 @@ http: {address: %q}
 nats: {url: %q, sources: [%s]}
 sink:
   targets:
-    - {name: main, database_url: %q, schema: %s, batch_wait: 20ms, retry_max: 500ms, ack_wait: 3s}
+    - {name: main, database_url: %q, schema: %s, batch_wait: 20ms, retry_max: 500ms, ack_wait: 10s}
 `, filepath.Join(dir, name), httpAddr, hubURL, strings.Join(sources, ", "), pgtest.URL(), schema)
 }
 

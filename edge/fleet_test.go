@@ -243,3 +243,23 @@ func TestFleetEdgeReclaimsOnlyWhatTheHubHolds(t *testing.T) {
 		t.Errorf("readings: %d distinct of %d rows, want %d once each", got, countRows(t, schema), seq)
 	}
 }
+
+// A second worker joining shares the target with the first: readings keep flowing, and each
+// worker writes part of them.
+func TestFleetSecondWorkerSharesTheTarget(t *testing.T) {
+	hub := startHub(t, "s1")
+	schema := pgtest.Schema(t)
+	c1, _ := edgeConfig(t, hub, "s1")
+	e1 := sitetest.Start(t, c1)
+	startWorker(t, workerConfig(t, hub, schema, "s1"))
+	publishQoS1(t, e1.MQTTAddr, "d1", 0, 200)
+	mqtttest.WaitFor(t, 30*time.Second, "rows with one worker", func() bool { return countRows(t, schema) >= 200 })
+	startWorker(t, workerConfig(t, hub, schema, "s1"))
+	publishQoS1(t, e1.MQTTAddr, "d1", 200, 2000)
+	start := time.Now()
+	mqtttest.WaitFor(t, 30*time.Second, "rows with two workers", func() bool { return countRows(t, schema) >= 2200 })
+	t.Logf("2000 readings written %v after the last PUBACK", time.Since(start))
+	if src := hub.stream(t); src.Msgs != 2200 {
+		t.Errorf("hub stream: %d messages, want 2200", src.Msgs)
+	}
+}

@@ -339,9 +339,7 @@ func (b *Buffer) ensureHubStream(ctx context.Context) error {
 			ok = ok && got[site]
 		}
 		if ok {
-			if missing > 0 {
-				b.log.Info().Strs("sources", b.cfg.Sources).Msg("hub stream sources the sites")
-			}
+			b.log.Info().Strs("sources", b.cfg.Sources).Int("added", missing).Msg("hub stream updated: it sources the sites")
 			return nil
 		}
 		if attempt == 4 {
