@@ -76,8 +76,8 @@ func (h *heldSites) report(ctx context.Context, b *Buffer) {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		resp, err := b.nc.RequestWithContext(rctx, subj, req)
 		cancel()
-		if err != nil {
-			b.log.Warn().Err(err).Str("site", site).Str("subject", subj).Msg("tell the site what the hub holds")
+		if err != nil { // the site's link is down: told again next time
+			b.log.Debug().Err(err).Str("site", site).Msg("tell the site what the hub holds")
 			continue
 		}
 		var r struct {
