@@ -262,4 +262,9 @@ func TestFleetSecondWorkerSharesTheTarget(t *testing.T) {
 	if src := hub.stream(t); src.Msgs != 2200 {
 		t.Errorf("hub stream: %d messages, want 2200", src.Msgs)
 	}
+	// Both workers tell the site what the hub holds; the floor reaches the last message.
+	mqtttest.WaitFor(t, 10*time.Second, "the site's floor at its last message", func() bool {
+		h := e1.Status(t.Context()).Hub
+		return h.HeldSequence == 2200 && h.LagMessages == 0
+	})
 }
