@@ -337,7 +337,7 @@ func TestFleetProcessesSurviveCutsAndKills(t *testing.T) {
 			t.Logf("hub consumer sink-main: pending %d, ack pending %d, redelivered %d, ack floor %+v, delivered %+v", i.NumPending, i.NumAckPending, i.NumRedelivered, i.AckFloor, i.Delivered)
 		}
 	}()
-	mqtttest.WaitFor(t, 60*time.Second, "every acknowledged reading in the database", func() bool {
+	mqtttest.WaitFor(t, 5*time.Minute, "every acknowledged reading in the database", func() bool {
 		return countRows(t, schema) >= int64(total)
 	})
 	t.Logf("%d readings acknowledged; all in the database %v after the links came back", total, time.Since(restored).Round(time.Millisecond))
