@@ -132,7 +132,7 @@ http: {address: %q}
 nats: {url: %q, sources: [%s]}
 sink:
   targets:
-    - {name: main, database_url: %q, schema: %s, batch_wait: 20ms, retry_max: 500ms, ack_wait: 3s}
+    - {name: main, database_url: %q, schema: %s, batch_wait: 20ms, retry_max: 500ms, ack_wait: 10s}
 `, filepath.Join(dir, name), httpAddr, hubURL, strings.Join(sources, ", "), pgtest.URL(), schema)
 }
 
@@ -142,7 +142,8 @@ type load struct {
 	device string
 	mu     sync.Mutex
 	addr   string
-	acked  []int // sequence numbers acknowledged
+	acked  []int       // sequence numbers acknowledged
+	ackAt  []time.Time // when each was acknowledged
 	tried  int
 	stop   chan struct{}
 	done   chan struct{}
@@ -184,6 +185,7 @@ func (l *load) run() {
 			if tok.WaitTimeout(5*time.Second) && tok.Error() == nil {
 				l.mu.Lock()
 				l.acked = append(l.acked, seq)
+				l.ackAt = append(l.ackAt, time.Now())
 				l.mu.Unlock()
 			}
 		}
@@ -335,7 +337,7 @@ func TestFleetProcessesSurviveCutsAndKills(t *testing.T) {
 			t.Logf("hub consumer sink-main: pending %d, ack pending %d, redelivered %d, ack floor %+v, delivered %+v", i.NumPending, i.NumAckPending, i.NumRedelivered, i.AckFloor, i.Delivered)
 		}
 	}()
-	mqtttest.WaitFor(t, 60*time.Second, "every acknowledged reading in the database", func() bool {
+	mqtttest.WaitFor(t, 5*time.Minute, "every acknowledged reading in the database", func() bool {
 		return countRows(t, schema) >= int64(total)
 	})
 	t.Logf("%d readings acknowledged; all in the database %v after the links came back", total, time.Since(restored).Round(time.Millisecond))

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluice-iot/sluice/internal/metrictest"
 	"github.com/sluice-iot/sluice/internal/mqtttest"
 	"github.com/sluice-iot/sluice/internal/pgtest"
 	"github.com/sluice-iot/sluice/internal/sitetest"
@@ -210,9 +211,18 @@ func TestFleetEdgeReclaimsOnlyWhatTheHubHolds(t *testing.T) {
 		h := e.Status(t.Context()).Hub
 		return h.HeldSequence == held && h.LagMessages == 0
 	})
+	if got := metrictest.Value(t, e.Registry(), "sluice_fleet_hub_connected", "", ""); got != 1 {
+		t.Errorf("sluice_fleet_hub_connected with the link up: got %v, want 1", got)
+	}
 	per := state().Bytes / held
 	proxy.Cut()
 	mqtttest.WaitFor(t, 10*time.Second, "the link down", func() bool { return !e.Status(t.Context()).Hub.Connected })
+	if r := e.Ready(t.Context()); r.Status != "degraded" || r.Hub != "disconnected" {
+		t.Errorf("readiness with the link cut: got %q, hub %q; want degraded, disconnected", r.Status, r.Hub)
+	}
+	if got := metrictest.Value(t, e.Registry(), "sluice_fleet_hub_connected", "", ""); got != 0 {
+		t.Errorf("sluice_fleet_hub_connected with the link cut: got %v, want 0", got)
+	}
 	// Up to 93 % of the budget: reclaim (at 90 %) would remove down to 75 %, more than the
 	// hub holds.
 	total := int(uint64(0.93*float64(cfg.NATS.MaxBytes)) / per)
@@ -227,6 +237,9 @@ func TestFleetEdgeReclaimsOnlyWhatTheHubHolds(t *testing.T) {
 	if h := e.Status(t.Context()).Hub; h.LagMessages != uint64(seq-held) {
 		t.Errorf("hub lag while cut: got %d, want %d", h.LagMessages, seq-held)
 	}
+	mqtttest.WaitFor(t, 10*time.Second, "the lag metric", func() bool {
+		return metrictest.Value(t, e.Registry(), "sluice_fleet_hub_lag_messages", "", "") == float64(seq-held)
+	})
 	proxy.Restore()
 	defer func() {
 		if t.Failed() {
@@ -242,4 +255,29 @@ func TestFleetEdgeReclaimsOnlyWhatTheHubHolds(t *testing.T) {
 	if got := pgtest.Count(t, schema, "select count(distinct time) from readings"); got != int64(seq) || countRows(t, schema) != int64(seq) {
 		t.Errorf("readings: %d distinct of %d rows, want %d once each", got, countRows(t, schema), seq)
 	}
+}
+
+// A second worker joining shares the target with the first: readings keep flowing, and each
+// worker writes part of them.
+func TestFleetSecondWorkerSharesTheTarget(t *testing.T) {
+	hub := startHub(t, "s1")
+	schema := pgtest.Schema(t)
+	c1, _ := edgeConfig(t, hub, "s1")
+	e1 := sitetest.Start(t, c1)
+	startWorker(t, workerConfig(t, hub, schema, "s1"))
+	publishQoS1(t, e1.MQTTAddr, "d1", 0, 200)
+	mqtttest.WaitFor(t, 30*time.Second, "rows with one worker", func() bool { return countRows(t, schema) >= 200 })
+	startWorker(t, workerConfig(t, hub, schema, "s1"))
+	publishQoS1(t, e1.MQTTAddr, "d1", 200, 2000)
+	start := time.Now()
+	mqtttest.WaitFor(t, 30*time.Second, "rows with two workers", func() bool { return countRows(t, schema) >= 2200 })
+	t.Logf("2000 readings written %v after the last PUBACK", time.Since(start))
+	if src := hub.stream(t); src.Msgs != 2200 {
+		t.Errorf("hub stream: %d messages, want 2200", src.Msgs)
+	}
+	// Both workers tell the site what the hub holds; the floor reaches the last message.
+	mqtttest.WaitFor(t, 10*time.Second, "the site's floor at its last message", func() bool {
+		h := e1.Status(t.Context()).Hub
+		return h.HeldSequence == 2200 && h.LagMessages == 0
+	})
 }

@@ -304,8 +304,10 @@ func (b *Buffer) ensureHubStream(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
 		cfg := want
 		have := map[string]bool{}
+		var cur *jetstream.StreamConfig
 		if s, err := b.js.Stream(ctx, b.cfg.Stream); err == nil {
-			cfg.Sources = s.CachedInfo().Config.Sources
+			cur = &s.CachedInfo().Config
+			cfg.Sources = cur.Sources
 			for _, src := range cfg.Sources {
 				have[sourceSite(src)] = true
 			}
@@ -318,6 +320,11 @@ func (b *Buffer) ensureHubStream(ctx context.Context) error {
 				cfg.Sources = append(cfg.Sources, b.siteSource(site))
 				missing++
 			}
+		}
+		// An update restarts the stream's sourcing of every site: make none when nothing changes
+		// (another worker starting, or this one restarting).
+		if cur != nil && missing == 0 && sameLimits(*cur, cfg) {
+			return nil
 		}
 		s, err := b.js.CreateOrUpdateStream(ctx, cfg)
 		if err != nil {
@@ -332,15 +339,19 @@ func (b *Buffer) ensureHubStream(ctx context.Context) error {
 			ok = ok && got[site]
 		}
 		if ok {
-			if missing > 0 {
-				b.log.Info().Strs("sources", b.cfg.Sources).Msg("hub stream sources the sites")
-			}
+			b.log.Info().Strs("sources", b.cfg.Sources).Int("added", missing).Msg("hub stream updated: it sources the sites")
 			return nil
 		}
 		if attempt == 4 {
 			return fmt.Errorf("hub stream %s: other workers' updates kept replacing its sources", b.cfg.Stream)
 		}
 	}
+}
+
+// sameLimits reports whether the hub stream's configuration a has the limits b asks for.
+func sameLimits(a, b jetstream.StreamConfig) bool {
+	return a.MaxBytes == b.MaxBytes && a.MaxAge == b.MaxAge && a.Duplicates == b.Duplicates &&
+		a.Replicas == b.Replicas && a.Discard == b.Discard
 }
 
 // HubStatus is where an edge stands with the hub.

@@ -3,6 +3,7 @@ package sink
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,26 +72,57 @@ func (h *heldSites) report(ctx context.Context, b *Buffer) {
 	}
 	h.mu.Unlock()
 	for site, seq := range todo {
-		req, _ := json.Marshal(map[string]uint64{"seq": seq + 1}) // the floor becomes seq
-		subj := HubAPIPrefix(site) + ".CONSUMER.RESET." + b.cfg.Stream + "." + HubConsumer
-		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		resp, err := b.nc.RequestWithContext(rctx, subj, req)
-		cancel()
-		if err != nil {
-			b.log.Warn().Err(err).Str("site", site).Str("subject", subj).Msg("tell the site what the hub holds")
-			continue
-		}
-		var r struct {
-			Error *struct {
-				Description string `json:"description"`
-			} `json:"error"`
-		}
-		if json.Unmarshal(resp.Data, &r) == nil && r.Error != nil {
-			b.log.Warn().Str("site", site).Str("error", r.Error.Description).Msg("tell the site what the hub holds")
+		if err := b.moveHubFloor(ctx, site, seq); err != nil { // the site's link is down: told again next time
+			b.log.Debug().Err(err).Str("site", site).Msg("tell the site what the hub holds")
 			continue
 		}
 		h.mu.Lock()
 		h.sent[site] = max(h.sent[site], seq)
 		h.mu.Unlock()
 	}
+}
+
+// apiResponse is the part of a JetStream API response read here.
+type apiResponse struct {
+	Error *struct {
+		Description string `json:"description"`
+	} `json:"error"`
+	AckFloor struct {
+		Stream uint64 `json:"stream_seq"`
+	} `json:"ack_floor"`
+}
+
+// siteAPI sends a request to site's JetStream API through the hub.
+func (b *Buffer) siteAPI(ctx context.Context, site, api string, req []byte) (*apiResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	msg, err := b.nc.RequestWithContext(ctx, HubAPIPrefix(site)+"."+api, req)
+	if err != nil {
+		return nil, err
+	}
+	var r apiResponse
+	if err := json.Unmarshal(msg.Data, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", api, err)
+	}
+	if r.Error != nil {
+		return nil, fmt.Errorf("%s: %s", api, r.Error.Description)
+	}
+	return &r, nil
+}
+
+// moveHubFloor moves site's hub consumer floor up to seq, not down when another worker told the
+// site of a later message already. (Two workers telling it at the same moment may still move it
+// back a little, which only makes the site reclaim less.)
+func (b *Buffer) moveHubFloor(ctx context.Context, site string, seq uint64) error {
+	name := b.cfg.Stream + "." + HubConsumer
+	info, err := b.siteAPI(ctx, site, "CONSUMER.INFO."+name, nil)
+	if err != nil {
+		return err
+	}
+	if info.AckFloor.Stream >= seq {
+		return nil
+	}
+	req, _ := json.Marshal(map[string]uint64{"seq": seq + 1}) // the floor becomes seq
+	_, err = b.siteAPI(ctx, site, "CONSUMER.RESET."+name, req)
+	return err
 }

@@ -124,7 +124,7 @@ func (t *Target) Run(ctx context.Context) error {
 		if cons, err = t.ensureConsumer(ctx, cc); err != nil {
 			return err
 		}
-		if it, err = cons.Messages(jetstream.PullMaxMessages(min(2*t.cfg.BatchRows, 10000))); err != nil {
+		if it, err = cons.Messages(jetstream.PullMaxMessages(t.prefetch())); err != nil {
 			return fmt.Errorf("consume: %w", err)
 		}
 		return nil
@@ -298,6 +298,16 @@ func (t *Target) flush(ctx context.Context, b *batch) error {
 	t.m.batchRows.Observe(float64(len(b.rows)))
 	t.m.batchSeconds.Observe(time.Since(start).Seconds())
 	return nil
+}
+
+// prefetch bounds the messages pulled ahead of the batch in hand. A worker sharing the consumer
+// pulls one batch ahead at most: a message's ack_wait runs while it waits in this buffer, and
+// one left there too long is delivered to another worker as well (fleet.go).
+func (t *Target) prefetch() int {
+	if t.buf.cfg.Role == RoleWorker {
+		return t.cfg.BatchRows
+	}
+	return min(2*t.cfg.BatchRows, 10000)
 }
 
 // keepBatch tells JetStream the batch is still being worked on, so that a long retry or

@@ -1,0 +1,240 @@
+package edge_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-iot/sluice/internal/mqtttest"
+	"github.com/sluice-iot/sluice/internal/pgtest"
+	"github.com/sluice-iot/sluice/internal/tcpproxy"
+)
+
+// cpuSeconds is the CPU time a process used (user + system), from /proc.
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	u, _ := strconv.ParseFloat(f[11], 64)
+	s, _ := strconv.ParseFloat(f[12], 64)
+	return (u + s) / 100 // USER_HZ
+}
+
+// rssKiB is a process's resident set and its peak, from /proc.
+func rssKiB(pid int) (rss, peak int) {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "VmRSS:" {
+			rss, _ = strconv.Atoi(f[1])
+		}
+		if len(f) >= 2 && f[0] == "VmHWM:" {
+			peak, _ = strconv.Atoi(f[1])
+		}
+	}
+	return rss, peak
+}
+
+// postgresCPU is the CPU time of every postgres process.
+func postgresCPU() float64 {
+	out, _ := exec.Command("pgrep", "-x", "postgres").Output()
+	var sum float64
+	for _, p := range strings.Fields(string(out)) {
+		pid, _ := strconv.Atoi(p)
+		sum += cpuSeconds(pid)
+	}
+	return sum
+}
+
+func uptime() string {
+	out, _ := exec.Command("uptime").Output()
+	return strings.TrimSpace(string(out))
+}
+
+// TestFleetMeasure measures a fleet on this machine for docs/fleet.md: end-to-end rows/s with
+// one and with two workers, the catch-up after every link is cut for SLUICE_FLEET_CUT, the
+// latency from PUBACK at an edge to the row in the database, and an edge's memory. It runs
+// only with SLUICE_FLEET_MEASURE=1.
+func TestFleetMeasure(t *testing.T) {
+	if os.Getenv("SLUICE_FLEET_MEASURE") == "" {
+		t.Skip("set SLUICE_FLEET_MEASURE=1 to measure")
+	}
+	const perEdge = 4 // publishers per edge, one QoS 1 publish in flight each
+	sites := []string{"m1", "m2", "m3"}
+	hub := startHub(t, sites...)
+	schema := pgtest.Schema(t)
+	dir := t.TempDir()
+	t.Logf("before: %s", uptime())
+
+	edges, proxies := map[string]*proc{}, map[string]*tcpproxy.Proxy{}
+	for _, s := range sites {
+		proxies[s] = tcpproxy.Start(t, hub.LeafAddr)
+		h, m := mqtttest.FreeAddr(t), mqtttest.FreeAddr(t)
+		edges[s] = startProc(t, s, dir, edgeYAML(dir, s, m, h, proxies[s].Addr), h, m)
+		mqtttest.WaitFor(t, 60*time.Second, s+" ready", edges[s].ready)
+	}
+	var workers []*proc
+	addWorker := func() {
+		name := fmt.Sprintf("w%d", len(workers)+1)
+		h := mqtttest.FreeAddr(t)
+		w := startProc(t, name, dir, workerYAML(dir, name, h, hub.ClientURL, schema, sites), h, "")
+		mqtttest.WaitFor(t, 60*time.Second, name+" ready", w.ready)
+		workers = append(workers, w)
+	}
+	var loads []*load
+	round := 0
+	startLoads := func() { // new devices each round: a reading repeated would be a duplicate
+		round++
+		loads = loads[:0]
+		for _, s := range sites {
+			for i := range perEdge {
+				loads = append(loads, startLoad(fmt.Sprintf("%s-%d-%d", s, i, round), edges[s].mqttAddr))
+			}
+		}
+	}
+	var done int // readings acknowledged by loads finished
+	acked := func() int {
+		n := done
+		for _, l := range loads {
+			n += l.count()
+		}
+		return n
+	}
+	stopLoads := func() {
+		for _, l := range loads {
+			done += len(l.finish())
+		}
+		loads = nil
+	}
+	type sample struct {
+		at         time.Time
+		rows, pubs int64
+		cpu        map[string]float64
+	}
+	take := func() sample {
+		s := sample{at: time.Now(), pubs: int64(acked()), cpu: map[string]float64{}}
+		if len(workers) > 0 { // the schema is made by the first worker
+			s.rows = countRows(t, schema)
+		}
+		for _, e := range edges {
+			s.cpu["edges"] += cpuSeconds(e.cmd.Process.Pid)
+		}
+		for _, w := range workers {
+			s.cpu["workers"] += cpuSeconds(w.cmd.Process.Pid)
+		}
+		s.cpu["postgres"] = postgresCPU()
+		s.cpu["hub and load"] = cpuSeconds(os.Getpid())
+		return s
+	}
+	report := func(what string, a, b sample) {
+		d := b.at.Sub(a.at).Seconds()
+		var cpu []string
+		for _, k := range []string{"edges", "workers", "postgres", "hub and load"} {
+			cpu = append(cpu, fmt.Sprintf("%s %.2f", k, (b.cpu[k]-a.cpu[k])/d))
+		}
+		t.Logf("%s: %.0f rows/s written, %.0f readings/s acknowledged over %.0fs; CPU cores: %s; %s",
+			what, float64(b.rows-a.rows)/d, float64(b.pubs-a.pubs)/d, d, strings.Join(cpu, ", "), uptime())
+	}
+
+	// Ingest alone: the edges take readings and the hub stream sources them; no worker yet.
+	startLoads()
+	a := take()
+	time.Sleep(45 * time.Second)
+	report("ingest into 3 edges and the hub stream, no worker", a, take())
+	stopLoads()
+	// The workers drain the hub stream's backlog: what they write, with one and with two.
+	addWorker()
+	a = take()
+	time.Sleep(8 * time.Second)
+	report("1 worker draining the hub stream", a, take())
+	addWorker()
+	a = take()
+	time.Sleep(8 * time.Second)
+	report("2 workers draining the hub stream", a, take())
+	backlog := int64(acked())
+	mqtttest.WaitFor(t, 5*time.Minute, "the backlog written", func() bool { return countRows(t, schema) >= backlog })
+	// End to end under load, with both workers.
+	startLoads()
+	time.Sleep(5 * time.Second)
+	a = take()
+	time.Sleep(15 * time.Second)
+	report("end to end, 3 edges, 2 workers", a, take())
+
+	// Latency: for each reading of three publishers acknowledged from now on, the first poll
+	// that finds its row.
+	var lat []time.Duration
+	deadline := time.Now().Add(15 * time.Second)
+	mark := map[string]int{}
+	for _, l := range loads[:3] {
+		mark[l.device] = l.count()
+	}
+	for time.Now().Before(deadline) {
+		for _, l := range loads[:3] {
+			l.mu.Lock()
+			n := len(l.acked)
+			seqs, ats := slices.Clone(l.acked[mark[l.device]:n]), slices.Clone(l.ackAt[mark[l.device]:n])
+			l.mu.Unlock()
+			if len(seqs) == 0 {
+				continue
+			}
+			top := pgtest.Count(t, schema, "select coalesce(max(value), 0)::bigint from readings where device = $1", l.device)
+			now := time.Now()
+			k := 0
+			for k < len(seqs) && int64(seqs[k]) <= top {
+				lat = append(lat, now.Sub(ats[k]))
+				k++
+			}
+			mark[l.device] += k
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		q := func(p float64) time.Duration { return lat[int(p*float64(len(lat)-1))].Round(time.Millisecond) }
+		t.Logf("PUBACK → row in the database, 2 workers, polled every 20ms: %d readings, p50 %v, p90 %v, p99 %v", len(lat), q(0.5), q(0.9), q(0.99))
+	}
+
+	// Catch-up: every link cut for SLUICE_FLEET_CUT under the same load, then restored.
+	cut := fleetCut(t)
+	for _, s := range sites {
+		proxies[s].Cut()
+	}
+	before := take()
+	time.Sleep(cut)
+	for _, s := range sites {
+		proxies[s].Restore()
+	}
+	atCut := take()
+	t.Logf("cut %v: %d readings acknowledged meanwhile, %d not in the database at the restore", cut, atCut.pubs-before.pubs, atCut.pubs-atCut.rows)
+	stopLoads()
+	total := int64(acked())
+	restored, hubAt := time.Now(), hub.stream(t).Msgs
+	mqtttest.WaitFor(t, 5*time.Minute, "the hub sourcing again", func() bool { return hub.stream(t).Msgs > hubAt })
+	t.Logf("the hub sources again %v after the restore (its sourcing retries with a backoff)", time.Since(restored).Round(100*time.Millisecond))
+	flowing := take()
+	mqtttest.WaitFor(t, 5*time.Minute, "the hub holding everything", func() bool { return hub.stream(t).Msgs >= uint64(total) })
+	t.Logf("the hub holds everything %v after the restore: %.0f messages/s sourced from 3 sites once going",
+		time.Since(restored).Round(100*time.Millisecond), float64(uint64(total)-hubAt)/time.Since(flowing.at).Seconds())
+	mqtttest.WaitFor(t, 10*time.Minute, "the catch-up", func() bool { return countRows(t, schema) >= total })
+	end := take()
+	t.Logf("every reading in the database %v after the restore", time.Since(restored).Round(100*time.Millisecond))
+	report("catch-up once the hub sources again, 2 workers", flowing, end)
+	for _, s := range sites {
+		rss, peak := rssKiB(edges[s].cmd.Process.Pid)
+		t.Logf("edge %s: RSS %d MiB, peak %d MiB", s, rss/1024, peak/1024)
+	}
+	for _, w := range workers {
+		rss, peak := rssKiB(w.cmd.Process.Pid)
+		t.Logf("worker %s: RSS %d MiB, peak %d MiB", w.name, rss/1024, peak/1024)
+	}
+	if got := pgtest.Count(t, schema, "select count(*) - count(distinct (device, time)) from readings"); got != 0 {
+		t.Errorf("%d readings stored twice", got)
+	}
+}
