@@ -194,7 +194,7 @@ func TestFleetEdgeReclaimsOnlyWhatTheHubHolds(t *testing.T) {
 
 	c := mqtttest.Connect(t, e.MQTTAddr, "pub-reclaim")
 	defer c.Disconnect(100)
-	note := strings.Repeat("x", 2000)
+	note := strings.Repeat("x", 1000) // a text reading, within limits.max_value_bytes
 	seq := 0
 	publish := func(n int) {
 		for range n {
