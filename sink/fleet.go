@@ -321,8 +321,8 @@ func (b *Buffer) ensureHubStream(ctx context.Context) error {
 				missing++
 			}
 		}
-		// An update restarts the stream's sourcing of every site: make none when nothing changes
-		// (another worker starting, or this one restarting).
+		// Nothing to change (another worker starting, or this one restarting): no update, so
+		// that workers starting never rewrite the hub stream's configuration under the others.
 		if cur != nil && missing == 0 && sameLimits(*cur, cfg) {
 			return nil
 		}
