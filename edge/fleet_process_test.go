@@ -18,21 +18,9 @@ import (
 
 	"github.com/sluice-iot/sluice/internal/mqtttest"
 	"github.com/sluice-iot/sluice/internal/pgtest"
+	"github.com/sluice-iot/sluice/internal/proctest"
 	"github.com/sluice-iot/sluice/internal/tcpproxy"
 )
-
-// buildSluice compiles the command once per test binary run.
-var buildSluice = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "sluice-bin")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "sluice")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/sluice").CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %v: %s", err, out)
-	}
-	return bin, nil
-})
 
 // proc is a `sluice run` process of the fleet, restartable with the same configuration.
 type proc struct {
@@ -67,10 +55,7 @@ func startProc(t *testing.T, name, dir, yaml, httpAddr, mqttAddr string) *proc {
 
 func (p *proc) start(t *testing.T) {
 	t.Helper()
-	bin, err := buildSluice()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := proctest.Sluice(t)
 	log, err := os.OpenFile(p.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		t.Fatal(err)

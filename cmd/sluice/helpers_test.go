@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -15,31 +14,11 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sluice-iot/sluice/internal/pgtest"
+	"github.com/sluice-iot/sluice/internal/proctest"
 )
 
-// buildSluice compiles the command once per test binary run.
-var buildSluice = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "sluice-bin")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "sluice")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v: %s", err, out)
-	}
-	return bin, nil
-})
-
 // sluiceBin is the compiled command; the test fails when it does not build.
-func sluiceBin(t *testing.T) string {
-	t.Helper()
-	bin, err := buildSluice()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
+func sluiceBin(t *testing.T) string { t.Helper(); return proctest.Sluice(t) }
 
 // child is a `sluice run` process.
 type child struct {
