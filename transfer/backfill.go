@@ -137,8 +137,13 @@ func Backfill(ctx context.Context, src *Source, dst *sink.Writer, cfg BackfillCo
 		}
 		cp = nil
 	}
-	if cp != nil && !cp.typed && src.typed() {
-		return rep, fmt.Errorf("backfill %s: %w", id, errNumbersOnly)
+	if cp != nil && !cp.typed && !cfg.Restart {
+		if missed, err := src.typedBefore(ctx, cfg.Range, cp.pos, cp.finished); err != nil || missed {
+			if err == nil {
+				err = errNumbersOnly
+			}
+			return rep, fmt.Errorf("backfill %s: %w", id, err)
+		}
 	}
 	if cp == nil {
 		if cp, err = begin(ctx, src, dst, id, cfg.Range); err != nil {
@@ -182,7 +187,7 @@ func Backfill(ctx context.Context, src *Source, dst *sink.Writer, cfg BackfillCo
 }
 
 // errNumbersOnly is a stored copy begun by a Sluice that copied numbers only, from a source
-// that holds typed readings.
+// holding typed readings the copy has passed: resuming it would leave them behind.
 var errNumbersOnly = errors.New("this copy was begun by a version of Sluice that copied numbers only, and the source holds text, boolean or location readings: run it again with --restart to copy them too (readings already in the destination are skipped)")
 
 // begin stores a new checkpoint; for a legacy query it also records, in the same

@@ -69,7 +69,7 @@ type checkpoint struct {
 	minTime, maxTime    pgtype.Timestamptz
 	finished, refreshed bool
 	// typed is false for a copy begun by a Sluice that copied numbers only (the column's
-	// default): resuming it would leave the typed rows before its position behind.
+	// default): resuming it would leave typed rows before its position behind, if any.
 	typed   bool
 	updated time.Time
 }

@@ -255,9 +255,33 @@ func relationOf(tables []srcTable) string {
 	return "(" + strings.Join(parts, " UNION ALL ") + ") m(time, series_id, type, value, text, flag, lat, lon, alt)"
 }
 
-// typed reports whether a Sluice schema has tables of typed values.
-func (s *Source) typed() bool {
-	return len(s.tables) > 0 && s.tables[len(s.tables)-1].typ != sluice.TypeNumber
+// typedBefore reports whether a Sluice schema holds typed readings in r that a copy standing
+// at pos has passed (every one in r when finished).
+func (s *Source) typedBefore(ctx context.Context, r Range, pos position, finished bool) (bool, error) {
+	if !finished && !pos.time.Valid {
+		return false, nil
+	}
+	end := upperBound(r)
+	if !finished {
+		end = pos.time
+	}
+	for _, t := range s.tables {
+		if t.typ == sluice.TypeNumber {
+			continue
+		}
+		var found bool
+		err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+t.name+` m WHERE m.time >= $1 AND (m.time <= $2 OR $2::timestamptz IS NULL)
+	AND (m.time < $3 OR $3::timestamptz IS NULL)
+	AND ($4::text = '' OR m.series_id IN (SELECT id FROM `+pgx.Identifier{s.schema, "series"}.Sanitize()+` WHERE tenant = $4::text)))`,
+			lowerBound(r), end, upperBound(r), r.Tenant).Scan(&found)
+		if err != nil {
+			return false, fmt.Errorf("look for typed readings in %s: %w", t.name, err)
+		}
+		if found {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // chunk reads up to n rows after pos in (time, key) order, at or after lower and before hi

@@ -219,23 +219,42 @@ FROM sluice_backfill_rejects WHERE text LIKE 'state % ü' AND sqlstate = '' GROU
 	}
 }
 
-// A source from before typed values (no text_, bool_ or location_ tables) is copied and
-// verified as numbers; a checkpoint stored by a Sluice that copied numbers only is not resumed
-// from a source holding typed readings, and --restart copies them.
-func TestBackfillOfOlderSourcesAndCheckpoints(t *testing.T) {
-	db := pgtest.Default()
-	old := writer(t, db, nil)
-	seed(t, old, 2400)
-	db.Query(t, old.Config().Schema, func(c *pgx.Conn) error {
-		_, err := c.Exec(context.Background(), "DROP TABLE text_standard, bool_standard, location_standard CASCADE")
+// numbersOnly makes the checkpoints in schema of db look as a Sluice that copied numbers only
+// stored them; more SQL runs after.
+func numbersOnly(t *testing.T, db pgtest.DB, schema, more string) {
+	t.Helper()
+	db.Query(t, schema, func(c *pgx.Conn) error {
+		_, err := c.Exec(context.Background(), "UPDATE sluice_backfill SET typed = false; "+more)
 		return err
 	})
-	dst := writer(t, db, nil)
-	if rep, err := transfer.Backfill(context.Background(), sourceOf(t, old), dst, transfer.BackfillConfig{Chunk: 500}); err != nil || rep.New != 2400 {
-		t.Fatalf("backfill of an older source: %+v, %v", rep, err)
-	}
-	if vr, diffs := verify(t, sourceOf(t, old), sourceOf(t, dst), "hour"); !vr.Equal() || vr.ToRows != 2400 {
-		t.Fatalf("verify: %+v %+v", vr, diffs)
+}
+
+// A source from before typed values (no text_, bool_ or location_ tables) is copied and
+// verified as numbers. A checkpoint stored by a Sluice that copied numbers only is resumed
+// from a source without typed readings, not from one holding typed readings the copy has
+// passed; --restart copies them.
+func TestBackfillOfOlderSourcesAndCheckpoints(t *testing.T) {
+	db := pgtest.Default()
+	for _, drop := range []bool{true, false} {
+		old := writer(t, db, nil)
+		seed(t, old, 2400)
+		if drop {
+			db.Query(t, old.Config().Schema, func(c *pgx.Conn) error {
+				_, err := c.Exec(context.Background(), "DROP TABLE text_standard, bool_standard, location_standard CASCADE")
+				return err
+			})
+		}
+		dst := writer(t, db, nil)
+		if rep, err := transfer.Backfill(context.Background(), sourceOf(t, old), dst, transfer.BackfillConfig{Chunk: 500}); err != nil || rep.New != 2400 {
+			t.Fatalf("backfill of numbers (typed tables dropped: %v): %+v, %v", drop, rep, err)
+		}
+		if vr, diffs := verify(t, sourceOf(t, old), sourceOf(t, dst), "hour"); !vr.Equal() || vr.ToRows != 2400 {
+			t.Fatalf("verify: %+v %+v", vr, diffs)
+		}
+		numbersOnly(t, db, dst.Config().Schema, "")
+		if rep, err := transfer.Backfill(context.Background(), sourceOf(t, old), dst, transfer.BackfillConfig{Chunk: 500}); err != nil || !rep.AlreadyDone {
+			t.Fatalf("numbers-only checkpoint of a source without typed readings (typed tables dropped: %v): %+v, %v; want already done", drop, rep, err)
+		}
 	}
 
 	src := writer(t, db, nil)
@@ -245,10 +264,7 @@ func TestBackfillOfOlderSourcesAndCheckpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	schema := dst2.Config().Schema
-	db.Query(t, schema, func(c *pgx.Conn) error { // as an earlier Sluice stored it, and lost the typed rows
-		_, err := c.Exec(context.Background(), "UPDATE sluice_backfill SET typed = false; DELETE FROM text_standard")
-		return err
-	})
+	numbersOnly(t, db, schema, "DELETE FROM text_standard") // and the texts were never copied
 	_, err := transfer.Backfill(context.Background(), sourceOf(t, src), dst2, transfer.BackfillConfig{Chunk: 500})
 	if err == nil || !strings.Contains(err.Error(), "this copy was begun by a version of Sluice that copied numbers only") {
 		t.Fatalf("resume of a numbers-only checkpoint: %v, want it refused", err)
