@@ -12,11 +12,15 @@ import (
 	"github.com/sluice-iot/sluice"
 )
 
-// Row is one reading written by a Writer.
+// Row is one reading written by a Writer: a number in Value, or, by Type, a text in Text, a
+// boolean in Value (1 or 0) or a location in Location.
 type Row struct {
 	Time                         time.Time
 	Tenant, Device, Metric, Unit string
+	Type                         sluice.ValueType
 	Value                        float64
+	Text                         string
+	Location                     *sluice.Location
 }
 
 // Refusal is a row that Writer.Write did not write, and why.
@@ -90,18 +94,21 @@ func (w *Writer) Write(ctx context.Context, rows []Row, commit func(ctx context.
 	for i := range rows {
 		r := &rows[i]
 		u := sluice.Uplink{Tenant: r.Tenant, Device: r.Device}
-		rd := sluice.Reading{Metric: r.Metric, Unit: r.Unit, Time: r.Time, Value: r.Value}
+		rd := sluice.Reading{Metric: r.Metric, Unit: r.Unit, Time: r.Time, Type: r.Type, Value: r.Value, Text: r.Text, Location: r.Location}
 		if why := w.cfg.Limits.check(&u, &rd, now); why != "" {
 			res.Refused = append(res.Refused, Refusal{Index: i, Reason: why})
 			continue
 		}
-		valid = append(valid, row{key: seriesKey{r.Tenant, r.Device, r.Metric}, unit: r.Unit, time: r.Time, value: r.Value})
+		k, _ := kindOf(r.Type) // check refused the types it does not know
+		valid = append(valid, row{key: seriesKey{r.Tenant, r.Device, r.Metric}, unit: r.Unit, time: r.Time, value: r.Value,
+			text: r.Text, loc: r.Location, kind: k})
 		index = append(index, i)
 	}
-	refs, err := w.resolveEach(ctx, valid, index, &res)
+	valid, refs, index, err := w.resolveEach(ctx, valid, index, &res)
 	if err != nil {
 		return WriteResult{}, err
 	}
+	valid, refs, index = refuseConflicts(valid, refs, index, &res)
 	err = pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
 		if err := w.mergeIsolating(ctx, tx, valid, refs, index, &res); err != nil {
 			return err
@@ -117,13 +124,31 @@ func (w *Writer) Write(ctx context.Context, rows []Row, commit func(ctx context.
 	return res, nil
 }
 
+// refuseConflicts refuses the rows whose type differs from their series' type (as checkKinds
+// would, one row at a time instead of failing the batch) and drops them from rows, refs and
+// index.
+func refuseConflicts(rows []row, refs []seriesRef, index []int, res *WriteResult) ([]row, []seriesRef, []int) {
+	keep := 0
+	for k := range rows {
+		r, have := &rows[k], refs[k].kind
+		if r.kind != have && !(r.kind == kindBool && have == kindNumber) {
+			c := &kindConflict{key: r.key, stored: have, got: r.kind}
+			res.Refused = append(res.Refused, Refusal{Index: index[k], Reason: c.Error()})
+			continue
+		}
+		rows[keep], refs[keep], index[keep] = rows[k], refs[k], index[k]
+		keep++
+	}
+	return rows[:keep], refs[:keep], index[:keep]
+}
+
 // resolveEach resolves the series of rows; when the database refuses the batch's series for
 // their data it resolves them one at a time, refusing the rows it cannot, and drops them
-// from rows and index.
-func (w *Writer) resolveEach(ctx context.Context, rows []row, index []int, res *WriteResult) ([]seriesRef, error) {
+// from rows and index, returning what is left of them.
+func (w *Writer) resolveEach(ctx context.Context, rows []row, index []int, res *WriteResult) ([]row, []seriesRef, []int, error) {
 	refs, err := w.w.seriesIDs(ctx, rows)
 	if data, _ := dataFault(err); err == nil || !data {
-		return refs, err
+		return rows, refs, index, err
 	}
 	refs = refs[:0]
 	keep := 0
@@ -132,7 +157,7 @@ func (w *Writer) resolveEach(ctx context.Context, rows []row, index []int, res *
 		if err != nil {
 			data, state := dataFault(err)
 			if !data {
-				return nil, err
+				return nil, nil, nil, err
 			}
 			res.Refused = append(res.Refused, Refusal{Index: index[k], Reason: pgMessage(err), SQLState: state})
 			continue
@@ -141,7 +166,7 @@ func (w *Writer) resolveEach(ctx context.Context, rows []row, index []int, res *
 		refs = append(refs, one[0])
 		keep++
 	}
-	return refs, nil
+	return rows[:keep], refs, index[:keep], nil
 }
 
 // mergeIsolating merges rows in tx, each attempt under a savepoint: a range the database
@@ -157,7 +182,7 @@ func (w *Writer) mergeIsolating(ctx context.Context, tx pgx.Tx, rows []row, refs
 			continue
 		}
 		if staged {
-			if _, err := tx.Exec(ctx, "TRUNCATE "+stageTable); err != nil {
+			if _, err := tx.Exec(ctx, "TRUNCATE "+stageTable+", "+typedStageTable); err != nil {
 				return fmt.Errorf("empty staging table: %w", err)
 			}
 		}

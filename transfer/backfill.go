@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sluice-iot/sluice"
 	"github.com/sluice-iot/sluice/sink"
 )
 
@@ -136,6 +137,14 @@ func Backfill(ctx context.Context, src *Source, dst *sink.Writer, cfg BackfillCo
 		}
 		cp = nil
 	}
+	if cp != nil && !cp.typed && !cfg.Restart {
+		if missed, err := src.typedBefore(ctx, cfg.Range, cp.pos, cp.finished); err != nil || missed {
+			if err == nil {
+				err = errNumbersOnly
+			}
+			return rep, fmt.Errorf("backfill %s: %w", id, err)
+		}
+	}
 	if cp == nil {
 		if cp, err = begin(ctx, src, dst, id, cfg.Range); err != nil {
 			return rep, err
@@ -177,6 +186,10 @@ func Backfill(ctx context.Context, src *Source, dst *sink.Writer, cfg BackfillCo
 	return rep, nil
 }
 
+// errNumbersOnly is a stored copy begun by a Sluice that copied numbers only, from a source
+// holding typed readings the copy has passed: resuming it would leave them behind.
+var errNumbersOnly = errors.New("this copy was begun by a version of Sluice that copied numbers only, and the source holds text, boolean or location readings: run it again with --restart to copy them too (readings already in the destination are skipped)")
+
 // begin stores a new checkpoint; for a legacy query it also records, in the same
 // transaction, the rows whose time is NULL (they have no place in the time order).
 func begin(ctx context.Context, src *Source, dst *sink.Writer, id string, r Range) (*checkpoint, error) {
@@ -205,8 +218,8 @@ func begin(ctx context.Context, src *Source, dst *sink.Writer, id string, r Rang
 		if err := storeRejects(ctx, tx, schema, id, rs); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO `+pgx.Identifier{schema, checkpointTable}.Sanitize()+` (id, source, since, until, tenant, rows_rejected)
-VALUES ($1, $2, $3, $4, $5, (SELECT count(*) FROM `+pgx.Identifier{schema, rejectsTable}.Sanitize()+` WHERE backfill = $1))`,
+		_, err = tx.Exec(ctx, `INSERT INTO `+pgx.Identifier{schema, checkpointTable}.Sanitize()+` (id, source, since, until, tenant, typed, rows_rejected)
+VALUES ($1, $2, $3, $4, $5, true, (SELECT count(*) FROM `+pgx.Identifier{schema, rejectsTable}.Sanitize()+` WHERE backfill = $1))`,
 			id, src.String(), nullTime(r.Since), nullTime(r.Until), r.Tenant)
 		if err != nil {
 			return fmt.Errorf("store checkpoint: %w", err)
@@ -314,8 +327,7 @@ func writeChunk(ctx context.Context, dst *sink.Writer, id string, prev position,
 		if !hi.Valid || t.After(hi.Time) {
 			hi = pgtype.Timestamptz{Time: t, Valid: true}
 		}
-		good = append(good, sink.Row{Time: t, Tenant: x.tenant.String, Device: x.device.String, Metric: x.metric.String,
-			Unit: x.unit.String, Value: x.value.Float64})
+		good = append(good, x.sinkRow())
 		from = append(from, i)
 	}
 	last := rows[len(rows)-1]
@@ -353,10 +365,48 @@ func unwritable(x *srcRow) string {
 		return "device is empty"
 	case !x.metric.Valid:
 		return "metric is empty"
-	case !x.value.Valid:
-		return "value is missing"
+	}
+	switch x.typ {
+	case sluice.TypeText:
+		if !x.text.Valid {
+			return "text value is missing"
+		}
+	case sluice.TypeBool:
+		if !x.flag.Valid {
+			return "boolean value is missing"
+		}
+	case sluice.TypeLocation:
+		if !x.lat.Valid || !x.lon.Valid {
+			return "location is missing"
+		}
+	default:
+		if !x.value.Valid {
+			return "value is missing"
+		}
 	}
 	return ""
+}
+
+// sinkRow is x as the writer takes it; x must be writable.
+func (x *srcRow) sinkRow() sink.Row {
+	r := sink.Row{Time: x.time.Time, Tenant: x.tenant.String, Device: x.device.String, Metric: x.metric.String,
+		Unit: x.unit.String, Type: x.typ, Value: x.value.Float64}
+	switch x.typ {
+	case sluice.TypeText:
+		r.Text = x.text.String
+	case sluice.TypeBool:
+		r.Value = 0
+		if x.flag.Bool {
+			r.Value = 1
+		}
+	case sluice.TypeLocation:
+		r.Location = &sluice.Location{Lat: x.lat.Float64, Lon: x.lon.Float64}
+		if x.alt.Valid {
+			alt := x.alt.Float64
+			r.Location.Alt = &alt
+		}
+	}
+	return r
 }
 
 func describe(p position) string {

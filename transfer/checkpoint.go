@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/sluice-iot/sluice"
 )
 
 // The checkpoint and dead-letter tables live in the destination schema, so that a copy's
@@ -52,7 +54,11 @@ CREATE TABLE IF NOT EXISTS ` + q(rejectsTable) + ` (
 	reason   text NOT NULL,
 	sqlstate text NOT NULL DEFAULT ''
 );
-CREATE INDEX IF NOT EXISTS ` + pgx.Identifier{rejectsTable + "_backfill_idx"}.Sanitize() + ` ON ` + q(rejectsTable) + ` (backfill, time)`
+CREATE INDEX IF NOT EXISTS ` + pgx.Identifier{rejectsTable + "_backfill_idx"}.Sanitize() + ` ON ` + q(rejectsTable) + ` (backfill, time);
+ALTER TABLE ` + q(checkpointTable) + ` ADD COLUMN IF NOT EXISTS typed boolean NOT NULL DEFAULT false;
+ALTER TABLE ` + q(rejectsTable) + ` ADD COLUMN IF NOT EXISTS type text NOT NULL DEFAULT 'number',
+	ADD COLUMN IF NOT EXISTS text text, ADD COLUMN IF NOT EXISTS latitude double precision,
+	ADD COLUMN IF NOT EXISTS longitude double precision, ADD COLUMN IF NOT EXISTS altitude double precision`
 }
 
 // checkpoint is one copy's progress, as stored.
@@ -62,7 +68,10 @@ type checkpoint struct {
 	read, new, rejected int64
 	minTime, maxTime    pgtype.Timestamptz
 	finished, refreshed bool
-	updated             time.Time
+	// typed is false for a copy begun by a Sluice that copied numbers only (the column's
+	// default): resuming it would leave typed rows before its position behind, if any.
+	typed   bool
+	updated time.Time
 }
 
 // backfillID identifies a copy: the same source, range and tenant resume the same copy.
@@ -97,9 +106,9 @@ func readCheckpoint(ctx context.Context, q interface {
 	}
 	c := &checkpoint{id: id}
 	err := q.QueryRow(ctx, `SELECT pos_time, pos_key, rows_read, rows_new, rows_rejected, min_time, max_time,
-	finished_at IS NOT NULL, refreshed_at IS NOT NULL, updated_at
+	finished_at IS NOT NULL, refreshed_at IS NOT NULL, updated_at, typed
 FROM `+pgx.Identifier{schema, checkpointTable}.Sanitize()+` WHERE id = $1`, id).Scan(
-		&c.pos.time, &c.pos.key, &c.read, &c.new, &c.rejected, &c.minTime, &c.maxTime, &c.finished, &c.refreshed, &c.updated)
+		&c.pos.time, &c.pos.key, &c.read, &c.new, &c.rejected, &c.minTime, &c.maxTime, &c.finished, &c.refreshed, &c.updated, &c.typed)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -149,11 +158,18 @@ func storeRejects(ctx context.Context, tx pgx.Tx, schema, id string, rs []reject
 		return nil
 	}
 	_, err := tx.CopyFrom(ctx, pgx.Identifier{schema, rejectsTable},
-		[]string{"backfill", "time", "tenant", "device", "metric", "unit", "value", "reason", "sqlstate"},
+		[]string{"backfill", "time", "tenant", "device", "metric", "unit", "type", "value", "text", "latitude", "longitude", "altitude", "reason", "sqlstate"},
 		pgx.CopyFromSlice(len(rs), func(i int) ([]any, error) {
-			r := rs[i]
+			r := &rs[i]
+			value := r.row.value
+			if r.row.typ == sluice.TypeBool && r.row.flag.Valid {
+				value = pgtype.Float8{Valid: true}
+				if r.row.flag.Bool {
+					value.Float64 = 1
+				}
+			}
 			return []any{id, r.row.time, storable(r.row.tenant), storable(r.row.device), storable(r.row.metric),
-				storable(r.row.unit), r.row.value, r.reason, r.sqlstate}, nil
+				storable(r.row.unit), r.row.typ.Name(), value, storable(r.row.text), r.row.lat, r.row.lon, r.row.alt, r.reason, r.sqlstate}, nil
 		}))
 	if err != nil {
 		return fmt.Errorf("store %d rejected rows: %w", len(rs), err)

@@ -41,11 +41,19 @@ func Plan(ctx context.Context, src *Source, dst *sink.Writer, cfg BackfillConfig
 	if err != nil {
 		return nil, err
 	}
+	missed := false
+	if cp != nil && !cp.typed && !cfg.Restart {
+		if missed, err = src.typedBefore(ctx, cfg.Range, cp.pos, cp.finished); err != nil {
+			return nil, err
+		}
+	}
 	switch {
 	case cp == nil:
 		out = append(out, "no checkpoint: the copy starts at the beginning of the range")
 	case cfg.Restart:
 		out = append(out, fmt.Sprintf("--restart: the checkpoint (%d rows read) and its rejects would be forgotten and the copy start again", cp.read))
+	case missed:
+		out = append(out, fmt.Sprintf("the checkpoint (%d rows read) was stored by a Sluice that copied numbers only and the source holds typed readings it has passed: backfill refuses to resume it; --restart copies again", cp.read))
 	case cp.finished:
 		out = append(out, fmt.Sprintf("this copy finished (%d rows read, %d new, %d rejected): nothing would be read (--restart copies again)", cp.read, cp.new, cp.rejected))
 	default:

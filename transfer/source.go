@@ -12,19 +12,33 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sluice-iot/sluice"
 )
 
 // Source is where readings are read from: a Sluice schema (plain PostgreSQL or TimescaleDB,
 // every class table) or a legacy query. It is safe for concurrent use; Close releases it.
 type Source struct {
 	pool   *pgxpool.Pool
-	schema string   // Sluice schema; "" for a query
-	tables []string // qualified class tables of a Sluice schema
-	query  string   // legacy query
-	unit   bool     // the query returns a unit column
+	schema string     // Sluice schema; "" for a query
+	tables []srcTable // class tables of a Sluice schema: numbers, then typed values
+	query  string     // legacy query
+	unit   bool       // the query returns a unit column
 	desc   string
 	ident  string // what identifies the source across runs (no credentials)
 }
+
+// srcTable is one class table of a Sluice schema and the type of the values it holds.
+type srcTable struct {
+	name string // qualified
+	typ  sluice.ValueType
+}
+
+// tablePrefixes are the table name prefixes of each value type (docs/storage.md).
+var tablePrefixes = []struct {
+	prefix string
+	typ    sluice.ValueType
+}{{"measurements_", sluice.TypeNumber}, {"text_", sluice.TypeText}, {"bool_", sluice.TypeBool}, {"location_", sluice.TypeLocation}}
 
 // SourceConfig names a source: a database and either a Sluice schema or a legacy query.
 type SourceConfig struct {
@@ -84,7 +98,8 @@ func (s *Source) Close() { s.pool.Close() }
 // String describes the source for people: "schema public on 127.0.0.1/old".
 func (s *Source) String() string { return s.desc }
 
-// readClasses finds the class tables of a Sluice schema.
+// readClasses finds the class tables of a Sluice schema: measurements_<class> and, in a
+// schema that has typed values (migration 3), text_, bool_ and location_<class>.
 func (s *Source) readClasses(ctx context.Context) error {
 	// The class registry (sluice_classes) names every class table, configured or not; a schema
 	// from before it has measurements_standard alone.
@@ -96,22 +111,29 @@ func (s *Source) readClasses(ctx context.Context) error {
 	if registry {
 		classes = "SELECT name FROM " + pgx.Identifier{s.schema, "sluice_classes"}.Sanitize()
 	}
-	rows, err := s.pool.Query(ctx, `SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND c.relname IN (SELECT 'measurements_' || name FROM (`+classes+`) k(name))
+	prefixes := make([]string, len(tablePrefixes))
+	for i, p := range tablePrefixes {
+		prefixes[i] = p.prefix
+	}
+	rows, err := s.pool.Query(ctx, `SELECT c.relname::text, p.n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	JOIN unnest($2::text[]) WITH ORDINALITY AS p(prefix, n) ON true
+WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND c.relname IN (SELECT p.prefix || name FROM (`+classes+`) k(name))
 	AND EXISTS (SELECT 1 FROM pg_class sr WHERE sr.relnamespace = n.oid AND sr.relname = 'series')
-ORDER BY 1`, s.schema)
+ORDER BY 2, 1`, s.schema, prefixes)
 	if err != nil {
 		return fmt.Errorf("read the class tables of schema %s: %w", s.schema, err)
 	}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	var name string
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&name, &n}, func() error {
+		s.tables = append(s.tables, srcTable{name: pgx.Identifier{s.schema, name}.Sanitize(), typ: tablePrefixes[n-1].typ})
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("read the class tables of schema %s: %w", s.schema, err)
 	}
-	if len(names) == 0 {
+	if len(s.tables) == 0 || s.tables[0].typ != sluice.TypeNumber {
 		return fmt.Errorf("%s holds no Sluice readings (no series and measurements_* tables); for another layout use --from-query", s.desc)
-	}
-	for _, n := range names {
-		s.tables = append(s.tables, pgx.Identifier{s.schema, n}.Sanitize())
 	}
 	return nil
 }
@@ -182,11 +204,16 @@ type position struct {
 }
 
 // srcRow is one reading read from a source, with what makes it unwritable before any check
-// (a NULL, an infinite time) and its position.
+// (a NULL, an infinite time) and its position. Its value is, by typ, a number in value, a
+// text in text, a boolean in flag or a location in lat, lon and alt.
 type srcRow struct {
 	time                         pgtype.Timestamptz
 	tenant, device, metric, unit pgtype.Text
+	typ                          sluice.ValueType
 	value                        pgtype.Float8
+	text                         pgtype.Text
+	flag                         pgtype.Bool
+	lat, lon, alt                pgtype.Float8
 	key                          []string
 }
 
@@ -205,13 +232,56 @@ func upperBound(r Range) pgtype.Timestamptz {
 	return pgtype.Timestamptz{Time: r.Until, Valid: true}
 }
 
-// relation is the rows of the source as (time, series_id, value) for a Sluice schema.
-func (s *Source) relation() string {
-	parts := make([]string, len(s.tables))
-	for i, t := range s.tables {
-		parts[i] = "SELECT time, series_id, value FROM " + t
+// relation is the rows of every class table of a Sluice schema as (time, series_id, type,
+// value, text, flag, lat, lon, alt), the columns a row's type does not use NULL.
+func (s *Source) relation() string { return relationOf(s.tables) }
+
+func relationOf(tables []srcTable) string {
+	parts := make([]string, len(tables))
+	for i, t := range tables {
+		var cols string
+		switch t.typ {
+		case sluice.TypeNumber:
+			cols = "value, NULL::text, NULL::boolean, NULL::float8, NULL::float8, NULL::float8"
+		case sluice.TypeText:
+			cols = "NULL::float8, value, NULL::boolean, NULL::float8, NULL::float8, NULL::float8"
+		case sluice.TypeBool:
+			cols = "NULL::float8, NULL::text, value, NULL::float8, NULL::float8, NULL::float8"
+		case sluice.TypeLocation:
+			cols = "NULL::float8, NULL::text, NULL::boolean, latitude, longitude, altitude"
+		}
+		parts[i] = "SELECT time, series_id, '" + string(t.typ) + "'::text AS type, " + cols + " FROM " + t.name
 	}
-	return "(" + strings.Join(parts, " UNION ALL ") + ")"
+	return "(" + strings.Join(parts, " UNION ALL ") + ") m(time, series_id, type, value, text, flag, lat, lon, alt)"
+}
+
+// typedBefore reports whether a Sluice schema holds typed readings in r that a copy standing
+// at pos has passed (every one in r when finished).
+func (s *Source) typedBefore(ctx context.Context, r Range, pos position, finished bool) (bool, error) {
+	if !finished && !pos.time.Valid {
+		return false, nil
+	}
+	end := upperBound(r)
+	if !finished {
+		end = pos.time
+	}
+	for _, t := range s.tables {
+		if t.typ == sluice.TypeNumber {
+			continue
+		}
+		var found bool
+		err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+t.name+` m WHERE m.time >= $1 AND (m.time <= $2 OR $2::timestamptz IS NULL)
+	AND (m.time < $3 OR $3::timestamptz IS NULL)
+	AND ($4::text = '' OR m.series_id IN (SELECT id FROM `+pgx.Identifier{s.schema, "series"}.Sanitize()+` WHERE tenant = $4::text)))`,
+			lowerBound(r), end, upperBound(r), r.Tenant).Scan(&found)
+		if err != nil {
+			return false, fmt.Errorf("look for typed readings in %s: %w", t.name, err)
+		}
+		if found {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // chunk reads up to n rows after pos in (time, key) order, at or after lower and before hi
@@ -229,8 +299,8 @@ func (s *Source) chunk(ctx context.Context, r Range, pos position, lower, hi pgt
 		if !pos.first && len(pos.key) == 1 {
 			sid, _ = strconv.ParseInt(pos.key[0], 10, 64)
 		}
-		sql = `SELECT m.time, s.tenant, s.device, s.metric, s.unit, m.value, m.series_id::text
-FROM ` + s.relation() + ` m JOIN ` + pgx.Identifier{s.schema, "series"}.Sanitize() + ` s ON s.id = m.series_id
+		sql = `SELECT m.time, s.tenant, s.device, s.metric, s.unit, m.series_id::text, m.type, m.value, m.text, m.flag, m.lat, m.lon, m.alt
+FROM ` + s.relation() + ` JOIN ` + pgx.Identifier{s.schema, "series"}.Sanitize() + ` s ON s.id = m.series_id
 WHERE m.time >= $1 AND (m.time, m.series_id) > ($6::timestamptz, $2::bigint) AND (m.time < $3 OR $3::timestamptz IS NULL)
 	AND ($4::text = '' OR s.tenant = $4::text)
 ORDER BY m.time, m.series_id LIMIT $5`
@@ -246,8 +316,8 @@ ORDER BY m.time, m.series_id LIMIT $5`
 		}
 		// The keyset runs on the query's own columns, so that an index on its time column
 		// serves it; text keys compare bytewise whatever the collations.
-		sql = `SELECT src.time::timestamptz, src.tenant::text, src.device::text, src.metric::text, ` + unit + `, src.value::float8,
-	NULL::text
+		sql = `SELECT src.time::timestamptz, src.tenant::text, src.device::text, src.metric::text, ` + unit + `, NULL::text, '', src.value::float8,
+	NULL::text, NULL::boolean, NULL::float8, NULL::float8, NULL::float8
 FROM (` + s.query + `) src
 WHERE src.time >= $1::timestamptz AND (src.time < $3::timestamptz OR $3::timestamptz IS NULL) AND ($4::text = '' OR src.tenant = $4::text)
 	AND ($6 OR (src.time, src.tenant COLLATE "C", src.device COLLATE "C", src.metric COLLATE "C") > ($9::timestamptz, $2::text, $7::text, $8::text))
@@ -261,7 +331,9 @@ ORDER BY src.time, src.tenant COLLATE "C", src.device COLLATE "C", src.metric CO
 	out := make([]srcRow, 0, n)
 	var x srcRow
 	var sid pgtype.Text
-	_, err = pgx.ForEachRow(rows, []any{&x.time, &x.tenant, &x.device, &x.metric, &x.unit, &x.value, &sid}, func() error {
+	var typ string
+	_, err = pgx.ForEachRow(rows, []any{&x.time, &x.tenant, &x.device, &x.metric, &x.unit, &sid, &typ, &x.value, &x.text, &x.flag, &x.lat, &x.lon, &x.alt}, func() error {
+		x.typ = sluice.ValueType(typ)
 		if sid.Valid {
 			x.key = []string{sid.String}
 		} else {
@@ -306,7 +378,7 @@ func (s *Source) span(ctx context.Context, r Range) (first, last time.Time, err 
 	if s.schema != "" {
 		parts := make([]string, len(s.tables))
 		for i, t := range s.tables {
-			parts[i] = "SELECT min(time) AS lo, max(time) AS hi FROM " + t + " WHERE time >= $1 AND (time < $2 OR $2::timestamptz IS NULL)"
+			parts[i] = "SELECT min(time) AS lo, max(time) AS hi FROM " + t.name + " WHERE time >= $1 AND (time < $2 OR $2::timestamptz IS NULL)"
 		}
 		sql = "SELECT min(lo), max(hi) FROM (" + strings.Join(parts, " UNION ALL ") + ") x"
 	} else {
@@ -330,7 +402,21 @@ func finite(t pgtype.Timestamptz) time.Time {
 func (s *Source) estimate(ctx context.Context, r Range) (int64, error) {
 	var sql string
 	if s.schema != "" {
-		sql = "SELECT 1 FROM " + s.relation() + " m WHERE m.time >= $1 AND (m.time < $2 OR $2::timestamptz IS NULL)"
+		// An empty typed table the planner has never analyzed counts as ten pages of rows:
+		// leave the empty ones out.
+		tables := make([]srcTable, 0, len(s.tables))
+		for _, t := range s.tables {
+			var rows bool
+			if t.typ != sluice.TypeNumber {
+				if err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+t.name+")").Scan(&rows); err != nil {
+					return 0, fmt.Errorf("estimate the rows of %s: %w", s.desc, err)
+				}
+			}
+			if rows || t.typ == sluice.TypeNumber {
+				tables = append(tables, t)
+			}
+		}
+		sql = "SELECT 1 FROM " + relationOf(tables) + " WHERE m.time >= $1 AND (m.time < $2 OR $2::timestamptz IS NULL)"
 	} else {
 		sql = "SELECT 1 FROM (" + s.query + ") src WHERE src.time >= $1::timestamptz AND (src.time < $2::timestamptz OR $2::timestamptz IS NULL)"
 	}

@@ -97,3 +97,48 @@ func verifyRange(t *testing.T, a, b *transfer.Source, since, until time.Time) (t
 	}
 	return rep, diffs
 }
+
+// Typed readings into and out of compressed TimescaleDB chunks: half of the history is at the
+// destination already, compressed; the backfill adds the rest, and a copy back out of the
+// compressed chunks into plain PostgreSQL verifies equal too.
+func TestBackfillTypedReadingsThroughCompressedTimescaleChunks(t *testing.T) {
+	const total, first = 20 * 720, 20 * 360
+	tsdb := pgtest.Timescale(t)
+	ctx := context.Background()
+	src := writer(t, pgtest.Default(), nil)
+	seedTyped(t, src, total)
+	dst := writer(t, tsdb, nil)
+	schema := dst.Config().Schema
+	q := func(sql string) {
+		tsdb.Query(t, schema, func(c *pgx.Conn) error { _, err := c.Exec(ctx, sql); return err })
+	}
+	q(`SELECT public.alter_job(j.job_id, scheduled => false) FROM timescaledb_information.jobs j
+	WHERE j.hypertable_schema = current_schema() OR j.hypertable_name IN (SELECT materialization_hypertable_name
+		FROM timescaledb_information.continuous_aggregates WHERE view_schema = current_schema())`)
+	seedTyped(t, dst, first)
+	for _, h := range []string{"measurements_standard", "text_standard", "bool_standard", "location_standard"} {
+		q(fmt.Sprintf(`SELECT public.compress_chunk(c, if_not_compressed => true) FROM public.show_chunks('%s') c`, h))
+	}
+	compressed := tsdb.Count(t, schema, `SELECT count(DISTINCT hypertable_name) FROM timescaledb_information.chunks
+		WHERE hypertable_schema = current_schema() AND is_compressed AND hypertable_name IN ('text_standard', 'bool_standard', 'location_standard')`)
+	if compressed != 3 {
+		t.Fatalf("%d typed hypertables with compressed chunks, want 3", compressed)
+	}
+	rep, err := transfer.Backfill(ctx, sourceOf(t, src), dst, transfer.BackfillConfig{Chunk: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Read != total || rep.New != total-first || rep.Rejected != 0 {
+		t.Fatalf("backfill: read %d, new %d, rejected %d; want %d, %d, 0", rep.Read, rep.New, rep.Rejected, total, total-first)
+	}
+	if vr, diffs := verifyRange(t, sourceOf(t, src), sourceOf(t, dst), t0, t0.Add(24*time.Hour)); !vr.Equal() || vr.ToRows != total {
+		t.Fatalf("verify: %+v; first differences %+v", vr, diffs[:min(3, len(diffs))])
+	}
+	back := writer(t, pgtest.Default(), nil)
+	if rep, err := transfer.Backfill(ctx, sourceOf(t, dst), back, transfer.BackfillConfig{Chunk: 1000}); err != nil || rep.New != total {
+		t.Fatalf("backfill out of TimescaleDB: %+v, %v; want %d new", rep, err, total)
+	}
+	if vr, diffs := verifyRange(t, sourceOf(t, dst), sourceOf(t, back), t0, t0.Add(24*time.Hour)); !vr.Equal() || vr.ToRows != total {
+		t.Fatalf("verify of the copy out: %+v; first differences %+v", vr, diffs[:min(3, len(diffs))])
+	}
+}

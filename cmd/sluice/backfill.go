@@ -22,8 +22,9 @@ const backfillUsage = `usage: sluice backfill --from SRC --to DST [--since TIME]
 Copies readings history from SRC into DST through the writer the sink uses: rows already in
 DST are skipped, series are created with DST's class rules, latest only moves forward. SRC and
 DST are PostgreSQL URLs or target names from the configuration. SRC is a Sluice schema
-(--from-schema, default public, for a URL), or with --from-query any query on SRC returning
-time, tenant, device, metric, value and optionally unit (a legacy table).
+(--from-schema, default public, for a URL; numbers, texts, booleans and locations, each
+series keeping its type), or with --from-query any query on SRC returning time, tenant,
+device, metric, value and optionally unit (a legacy table; numbers only).
 
 Stopped or killed at any point, the same command continues after the last committed chunk:
 the checkpoint is kept in DST (sluice_backfill), in the transaction of each chunk. Rows that

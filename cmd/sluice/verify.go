@@ -12,13 +12,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sluice-iot/sluice"
 	"github.com/sluice-iot/sluice/transfer"
 )
 
 const verifyUsage = `usage: sluice verify --from SRC --to DST [--since TIME] [--until TIME] [--tenant T] [--by hour|day]
 
-Compares the readings of two databases per (tenant, device, metric, bucket): count, sum, min
-and max, aggregated inside each database. Prints every bucket that differs with both sides'
+Compares the readings of two databases per (tenant, device, metric, bucket), aggregated
+inside each database: for numbers count, sum, min and max; for text, boolean and location
+readings count and a checksum (of the texts' MD5s, the trues, the coordinates' sums). Prints every bucket that differs with both sides'
 figures, then a summary. SRC and DST are PostgreSQL URLs or target names from the
 configuration; with --from-query, SRC is a legacy query as in sluice backfill.
 
@@ -123,6 +125,9 @@ func formatDifference(d transfer.Difference, by string) string {
 	case !d.From.Present:
 		kind = "missing in from"
 	}
+	if d.Type != sluice.TypeNumber { // numbers are printed as they were before typed values
+		kind = d.Type.Name() + " " + kind
+	}
 	return fmt.Sprintf("%s/%s/%s %s %s: from %s; to %s", d.Tenant, d.Device, d.Metric, d.Bucket.UTC().Format(layout), kind,
 		figures(d.From), figures(d.To))
 }
@@ -132,5 +137,13 @@ func figures(f transfer.Figures) string {
 		return "-"
 	}
 	g := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	switch f.Type {
+	case sluice.TypeText:
+		return fmt.Sprintf("count=%d md5sum=%d", f.Count, f.Checksum)
+	case sluice.TypeBool:
+		return fmt.Sprintf("count=%d true=%d", f.Count, f.Checksum)
+	case sluice.TypeLocation:
+		return fmt.Sprintf("count=%d lat_sum=%s lon_sum=%s", f.Count, g(f.Lat), g(f.Lon))
+	}
 	return fmt.Sprintf("count=%d sum=%s min=%s max=%s", f.Count, g(f.Sum), g(f.Min), g(f.Max))
 }
