@@ -36,8 +36,9 @@ type Buffer struct {
 	refused   refusal      // the last message refused for the budget (fill.go)
 	group     *groupCommit // stores QoS 1/2 publishes in groups (group.go)
 	gm        *groupMetrics
-	fm        *fleetMetrics // role edge (fleet.go)
-	held      heldSites     // role worker: what the hub holds of each site (held.go)
+	fm        *fleetMetrics        // role edge (fleet.go)
+	held      heldSites            // role worker: what the hub holds of each site (held.go)
+	nudged    map[string]time.Time // role worker: when a site's source was last restarted (nudge.go)
 	closeOnce sync.Once
 }
 
