@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -51,6 +52,14 @@ func postgresCPU() float64 {
 		sum += cpuSeconds(pid)
 	}
 	return sum
+}
+
+// logTop logs the busiest processes, from top.
+func logTop(t *testing.T, when string) {
+	out, _ := exec.Command("top", "-b", "-n2", "-d1", "-w", "150", "-o", "%CPU").Output()
+	last := string(out)[strings.LastIndex(string(out), "top - "):] // the second sample covers one second
+	lines := strings.Split(last, "\n")
+	t.Logf("top during %s:\n%s", when, strings.Join(lines[:min(len(lines), 16)], "\n"))
 }
 
 func uptime() string {
@@ -143,40 +152,80 @@ func TestFleetMeasure(t *testing.T) {
 			what, float64(b.rows-a.rows)/d, float64(b.pubs-a.pubs)/d, d, strings.Join(cpu, ", "), uptime())
 	}
 
-	// Ingest alone: the edges take readings and the hub stream sources them; no worker yet.
+	// The first worker makes the hub stream, which sources the sites from then on; it stops
+	// while the edges take a backlog.
+	addWorker()
+	workers[0].cmd.Process.Signal(syscall.SIGTERM)
+	workers[0].cmd.Wait()
+
+	// Ingest: the edges take readings and the hub stream sources them; no worker running.
 	startLoads()
 	a := take()
-	time.Sleep(45 * time.Second)
-	report("ingest into 3 edges and the hub stream, no worker", a, take())
+	time.Sleep(60 * time.Second)
+	logTop(t, "ingest")
+	report("ingest into 3 edges, the hub stream sourcing them, no worker", a, take())
 	stopLoads()
-	// The workers drain the hub stream's backlog: what they write, with one and with two.
-	addWorker()
-	a = take()
-	time.Sleep(8 * time.Second)
-	report("1 worker draining the hub stream", a, take())
-	addWorker()
-	a = take()
-	time.Sleep(8 * time.Second)
-	report("2 workers draining the hub stream", a, take())
 	backlog := int64(acked())
+	mqtttest.WaitFor(t, 5*time.Minute, "the hub holding the backlog", func() bool { return hub.stream(t).Msgs >= uint64(backlog) })
+	// The workers drain the hub stream's backlog, one and two of them in turn: the second is
+	// stopped (SIGTERM) and started again between the slices, outside the measured window.
+	workers[0].start(t)
+	mqtttest.WaitFor(t, 60*time.Second, "w1 ready", workers[0].ready)
+	addWorker()
+	for i, n := range []int{1, 2, 1, 2, 1, 2, 1, 2} {
+		w2 := workers[1]
+		if running := w2.cmd.ProcessState == nil; n == 1 && running {
+			w2.cmd.Process.Signal(syscall.SIGTERM)
+			w2.cmd.Wait()
+		} else if n == 2 && !running {
+			w2.start(t)
+			mqtttest.WaitFor(t, 60*time.Second, "w2 ready", w2.ready)
+		}
+		a = take()
+		time.Sleep(5 * time.Second)
+		b := take()
+		if i == 1 {
+			logTop(t, "2 workers draining")
+		}
+		if b.rows >= backlog {
+			t.Logf("the backlog ran out during slice %d: not counted", i+1)
+			break
+		}
+		report(fmt.Sprintf("slice %d: %d worker(s) draining the hub stream", i+1, n), a, b)
+	}
+	if workers[1].cmd.ProcessState != nil {
+		workers[1].start(t)
+		mqtttest.WaitFor(t, 60*time.Second, "w2 ready", workers[1].ready)
+	}
 	mqtttest.WaitFor(t, 5*time.Minute, "the backlog written", func() bool { return countRows(t, schema) >= backlog })
 	// End to end under load, with both workers.
 	startLoads()
 	time.Sleep(5 * time.Second)
 	a = take()
 	time.Sleep(15 * time.Second)
-	report("end to end, 3 edges, 2 workers", a, take())
+	logTop(t, "end to end")
+	report("end to end, 3 edges, 2 workers, publishers as fast as acknowledged", a, take())
+	stopLoads()
 
-	// Latency: for each reading of three publishers acknowledged from now on, the first poll
-	// that finds its row.
+	// Latency at an offered rate the fleet sustains: every publisher paced, and for each
+	// reading acknowledged the first poll that finds its row.
+	const every = 10 * time.Millisecond
+	round++
+	for _, s := range sites {
+		for i := range perEdge {
+			loads = append(loads, startPacedLoad(fmt.Sprintf("%s-%d-%d", s, i, round), edges[s].mqttAddr, every))
+		}
+	}
+	time.Sleep(3 * time.Second)
 	var lat []time.Duration
-	deadline := time.Now().Add(15 * time.Second)
+	a = take()
+	deadline := time.Now().Add(20 * time.Second)
 	mark := map[string]int{}
-	for _, l := range loads[:3] {
+	for _, l := range loads {
 		mark[l.device] = l.count()
 	}
 	for time.Now().Before(deadline) {
-		for _, l := range loads[:3] {
+		for _, l := range loads {
 			l.mu.Lock()
 			n := len(l.acked)
 			seqs, ats := slices.Clone(l.acked[mark[l.device]:n]), slices.Clone(l.ackAt[mark[l.device]:n])
@@ -195,11 +244,15 @@ func TestFleetMeasure(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	logTop(t, "paced")
+	report(fmt.Sprintf("paced: %d publishers, one reading per %v each (%.0f/s offered), 2 workers", len(loads), every, float64(len(loads))/every.Seconds()), a, take())
 	slices.Sort(lat)
 	if len(lat) > 0 {
 		q := func(p float64) time.Duration { return lat[int(p*float64(len(lat)-1))].Round(time.Millisecond) }
-		t.Logf("PUBACK → row in the database, 2 workers, polled every 20ms: %d readings, p50 %v, p90 %v, p99 %v", len(lat), q(0.5), q(0.9), q(0.99))
+		t.Logf("PUBACK → row in the database, paced, 2 workers, polled every 20ms: %d readings, p50 %v, p90 %v, p99 %v", len(lat), q(0.5), q(0.9), q(0.99))
 	}
+	stopLoads()
+	startLoads()
 
 	// Catch-up: every link cut for SLUICE_FLEET_CUT under the same load, then restored.
 	cut := fleetCut(t)
@@ -217,6 +270,7 @@ func TestFleetMeasure(t *testing.T) {
 	total := int64(acked())
 	restored, hubAt := time.Now(), hub.stream(t).Msgs
 	mqtttest.WaitFor(t, 5*time.Minute, "the hub sourcing again", func() bool { return hub.stream(t).Msgs > hubAt })
+	logTop(t, "catch-up")
 	t.Logf("the hub sources again %v after the restore (its sourcing retries with a backoff)", time.Since(restored).Round(100*time.Millisecond))
 	flowing := take()
 	mqtttest.WaitFor(t, 5*time.Minute, "the hub holding everything", func() bool { return hub.stream(t).Msgs >= uint64(total) })
