@@ -17,10 +17,12 @@ import (
 // back shortens that: a request sent while the link was down still waits out its 30 s, and
 // then the backoff. After a cut of a minute the sourcing resumed some 40 s after the link.
 //
-// A worker therefore watches the sources of the sites it lists, once a second: when a site's
-// source has been silent for sourceStalled (a healthy one hears a heartbeat every second)
-// while the site's JetStream API answers through the hub (so the link is up), it restarts the
-// source by removing it from the hub stream and adding it again. The server sets a source it
+// A worker therefore watches the sources of the sites it lists, once a second. When a site's
+// source has been silent for sourceStalled (a healthy one hears a heartbeat every second), it
+// asks the site's JetStream API through the hub whether the link is up. Once a site that did
+// not answer answers again while its source is still silent, the worker restarts the source by
+// removing it from the hub stream and adding it again. A source that is only slow (a busy hub
+// or site) while its site answers is left alone. The server sets a source it
 // is given up at once, without backoff, after the last message of the site the hub stream
 // holds, as after any restart of the stream.
 const (
@@ -52,7 +54,11 @@ func (b *Buffer) nudgeSources(ctx context.Context) {
 			}
 			return
 		}
-		if src.Active >= 0 && src.Active < sourceStalled || time.Since(b.nudged[site]) < nudgeEvery {
+		if src.Active >= 0 && src.Active < sourceStalled {
+			delete(b.unreachable, site) // the source is going
+			continue
+		}
+		if time.Since(b.nudged[site]) < nudgeEvery {
 			continue
 		}
 		if len(info.Config.Sources) < 2 {
@@ -73,13 +79,18 @@ func (b *Buffer) nudgeSources(ctx context.Context) {
 		})
 	}
 	wg.Wait()
+	if b.nudged == nil {
+		b.nudged, b.unreachable = map[string]time.Time{}, map[string]bool{}
+	}
 	for i, site := range stalled {
 		if !answers[i] {
-			continue // the link is down: the source cannot resume yet
+			b.unreachable[site] = true // the link is down: the source cannot resume yet
+			continue
 		}
-		if b.nudged == nil {
-			b.nudged = map[string]time.Time{}
+		if !b.unreachable[site] {
+			continue // the link did not break: the source is slow, not waiting out a lost request
 		}
+		delete(b.unreachable, site)
 		b.nudged[site] = time.Now()
 		if ok, err := b.restartSource(ctx, site); err != nil || !ok {
 			if err != nil {
@@ -110,7 +121,7 @@ func (b *Buffer) restartSource(ctx context.Context, site string) (bool, error) {
 	}
 	wait := time.NewTicker(100 * time.Millisecond)
 	defer wait.Stop()
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && b.siteSourcing(ctx, site); {
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && ctx.Err() == nil && b.siteSourcing(ctx, site); {
 		select {
 		case <-ctx.Done():
 		case <-wait.C:
