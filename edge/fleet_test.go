@@ -284,8 +284,8 @@ func TestFleetSecondWorkerSharesTheTarget(t *testing.T) {
 
 // After a cut, the hub's server sets a site's source up again with a request that waits 30 s
 // for its answer, and a request sent while the link was down waits that out even once the link
-// is back. The worker sees the site answer while its source is silent, and restarts the
-// source: the hub resumes after the last message of the site it holds, every reading once,
+// is back. The worker sees the site, which did not answer during the cut, answer again while
+// its source is still silent, and restarts the source: the hub resumes after the last message of the site it holds, every reading once,
 // and the other site's source is left alone.
 func TestFleetWorkerRestartsASilentSource(t *testing.T) {
 	hub := startHub(t, "s1", "s2")
