@@ -123,7 +123,7 @@ func workerConfig(t testing.TB, h *testHub, schema string, sources ...string) ed
 }
 
 // startWorker runs a worker until the test ends and waits until its sink consumes.
-func startWorker(t testing.TB, cfg edge.Config) {
+func startWorker(t testing.TB, cfg edge.Config) *edge.Site {
 	t.Helper()
 	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).Level(zerolog.WarnLevel).With().Str("worker", "").Timestamp().Logger()
 	w, err := edge.New(cfg, log)
@@ -140,6 +140,22 @@ func startWorker(t testing.TB, cfg edge.Config) {
 		}
 	})
 	mqtttest.WaitFor(t, 30*time.Second, "worker ready", func() bool { return w.Ready(ctx).Status == "ready" })
+	return w
+}
+
+// source is the hub stream's source of site, nil when it has none.
+func (h *testHub) source(t testing.TB, site string) *jetstream.StreamSourceInfo {
+	t.Helper()
+	s, err := h.js.Stream(t.Context(), "SLUICE")
+	if err != nil {
+		return nil
+	}
+	for _, src := range s.CachedInfo().Sources {
+		if src.External != nil && src.External.APIPrefix == "$JS."+site+".API" {
+			return src
+		}
+	}
+	return nil
 }
 
 // hubStream is the hub stream's state.

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -51,6 +53,14 @@ func postgresCPU() float64 {
 		sum += cpuSeconds(pid)
 	}
 	return sum
+}
+
+// logTop logs the busiest processes, from top.
+func logTop(t *testing.T, when string) {
+	out, _ := exec.Command("top", "-b", "-n2", "-d1", "-w", "150", "-o", "%CPU").Output()
+	last := string(out)[strings.LastIndex(string(out), "top - "):] // the second sample covers one second
+	lines := strings.Split(last, "\n")
+	t.Logf("top during %s:\n%s", when, strings.Join(lines[:min(len(lines), 16)], "\n"))
 }
 
 func uptime() string {
@@ -143,40 +153,91 @@ func TestFleetMeasure(t *testing.T) {
 			what, float64(b.rows-a.rows)/d, float64(b.pubs-a.pubs)/d, d, strings.Join(cpu, ", "), uptime())
 	}
 
-	// Ingest alone: the edges take readings and the hub stream sources them; no worker yet.
-	startLoads()
-	a := take()
-	time.Sleep(45 * time.Second)
-	report("ingest into 3 edges and the hub stream, no worker", a, take())
-	stopLoads()
-	// The workers drain the hub stream's backlog: what they write, with one and with two.
+	// The first worker makes the hub stream, which sources the sites from then on.
 	addWorker()
-	a = take()
-	time.Sleep(8 * time.Second)
-	report("1 worker draining the hub stream", a, take())
 	addWorker()
-	a = take()
-	time.Sleep(8 * time.Second)
-	report("2 workers draining the hub stream", a, take())
-	backlog := int64(acked())
-	mqtttest.WaitFor(t, 5*time.Minute, "the backlog written", func() bool { return countRows(t, schema) >= backlog })
+	stopWorkers := func() {
+		for _, w := range workers {
+			if w.cmd.ProcessState == nil {
+				w.cmd.Process.Signal(syscall.SIGTERM)
+				w.cmd.Wait()
+			}
+		}
+	}
+	stopWorkers()
+
+	// Rounds of one and two workers in turn: the edges take a backlog with no worker running
+	// (the hub stream sourcing it), then the workers start together and write it; what they
+	// write per second between 10 % and 90 % of the backlog leaves their start-up out.
+	for i, n := range []int{1, 2, 1, 2, 1, 2} {
+		startLoads()
+		a := take()
+		time.Sleep(20 * time.Second)
+		if i == 0 {
+			logTop(t, "ingest")
+			report("ingest into 3 edges, the hub stream sourcing them, no worker", a, take())
+		}
+		stopLoads()
+		total := int64(acked())
+		mqtttest.WaitFor(t, 5*time.Minute, "the hub holding the backlog", func() bool { return hub.stream(t).Msgs >= uint64(total) })
+		from := countRows(t, schema)
+		lo, hi := from+(total-from)/10, from+(total-from)*9/10
+		var wg sync.WaitGroup
+		for _, w := range workers[:n] {
+			wg.Go(func() { w.start(t) }) // the workers start together
+		}
+		var a10, a90 sample
+		for a90.at.IsZero() {
+			switch rows := countRows(t, schema); {
+			case rows >= hi:
+				a90 = take()
+			case rows >= lo && a10.at.IsZero():
+				a10 = take()
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		wg.Wait()
+		if i == 1 {
+			logTop(t, "2 workers draining")
+		}
+		report(fmt.Sprintf("round %d: %d worker(s) writing a backlog of %d readings, 10-90 %%", i+1, n, total-from), a10, a90)
+		mqtttest.WaitFor(t, 5*time.Minute, "the backlog written", func() bool { return countRows(t, schema) >= total })
+		stopWorkers()
+	}
+	for _, w := range workers {
+		w.start(t)
+		mqtttest.WaitFor(t, 60*time.Second, w.name+" ready", w.ready)
+	}
 	// End to end under load, with both workers.
 	startLoads()
 	time.Sleep(5 * time.Second)
-	a = take()
+	a := take()
 	time.Sleep(15 * time.Second)
-	report("end to end, 3 edges, 2 workers", a, take())
+	logTop(t, "end to end")
+	report("end to end, 3 edges, 2 workers, publishers as fast as acknowledged", a, take())
+	stopLoads()
+	behind := int64(acked())
+	mqtttest.WaitFor(t, 5*time.Minute, "the end-to-end backlog written", func() bool { return countRows(t, schema) >= behind })
 
-	// Latency: for each reading of three publishers acknowledged from now on, the first poll
-	// that finds its row.
+	// Latency at an offered rate the fleet sustains: every publisher paced, and for each
+	// reading acknowledged the first poll that finds its row.
+	const every = 10 * time.Millisecond
+	round++
+	for _, s := range sites {
+		for i := range perEdge {
+			loads = append(loads, startPacedLoad(fmt.Sprintf("%s-%d-%d", s, i, round), edges[s].mqttAddr, every))
+		}
+	}
+	time.Sleep(3 * time.Second)
 	var lat []time.Duration
-	deadline := time.Now().Add(15 * time.Second)
+	a = take()
+	deadline := time.Now().Add(20 * time.Second)
 	mark := map[string]int{}
-	for _, l := range loads[:3] {
+	for _, l := range loads {
 		mark[l.device] = l.count()
 	}
 	for time.Now().Before(deadline) {
-		for _, l := range loads[:3] {
+		for _, l := range loads {
 			l.mu.Lock()
 			n := len(l.acked)
 			seqs, ats := slices.Clone(l.acked[mark[l.device]:n]), slices.Clone(l.ackAt[mark[l.device]:n])
@@ -195,11 +256,15 @@ func TestFleetMeasure(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	logTop(t, "paced")
+	report(fmt.Sprintf("paced: %d publishers, one reading per %v each (%.0f/s offered), 2 workers", len(loads), every, float64(len(loads))/every.Seconds()), a, take())
 	slices.Sort(lat)
 	if len(lat) > 0 {
 		q := func(p float64) time.Duration { return lat[int(p*float64(len(lat)-1))].Round(time.Millisecond) }
-		t.Logf("PUBACK → row in the database, 2 workers, polled every 20ms: %d readings, p50 %v, p90 %v, p99 %v", len(lat), q(0.5), q(0.9), q(0.99))
+		t.Logf("PUBACK → row in the database, paced, 2 workers, polled every 20ms: %d readings, p50 %v, p90 %v, p99 %v", len(lat), q(0.5), q(0.9), q(0.99))
 	}
+	stopLoads()
+	startLoads()
 
 	// Catch-up: every link cut for SLUICE_FLEET_CUT under the same load, then restored.
 	cut := fleetCut(t)
@@ -217,7 +282,8 @@ func TestFleetMeasure(t *testing.T) {
 	total := int64(acked())
 	restored, hubAt := time.Now(), hub.stream(t).Msgs
 	mqtttest.WaitFor(t, 5*time.Minute, "the hub sourcing again", func() bool { return hub.stream(t).Msgs > hubAt })
-	t.Logf("the hub sources again %v after the restore (its sourcing retries with a backoff)", time.Since(restored).Round(100*time.Millisecond))
+	logTop(t, "catch-up")
+	t.Logf("the hub sources again %v after the restore", time.Since(restored).Round(100*time.Millisecond))
 	flowing := take()
 	mqtttest.WaitFor(t, 5*time.Minute, "the hub holding everything", func() bool { return hub.stream(t).Msgs >= uint64(total) })
 	t.Logf("the hub holds everything %v after the restore: %.0f messages/s sourced from 3 sites once going",

@@ -125,6 +125,7 @@ sink:
 // when the edge goes away, and records those acknowledged with a PUBACK.
 type load struct {
 	device string
+	every  time.Duration // at most one publish per interval when set; as fast as acknowledged otherwise
 	mu     sync.Mutex
 	addr   string
 	acked  []int       // sequence numbers acknowledged
@@ -134,8 +135,11 @@ type load struct {
 	done   chan struct{}
 }
 
-func startLoad(device, addr string) *load {
-	l := &load{device: device, addr: addr, stop: make(chan struct{}), done: make(chan struct{})}
+func startLoad(device, addr string) *load { return startPacedLoad(device, addr, 0) }
+
+// startPacedLoad is a load that offers at most one reading per every.
+func startPacedLoad(device, addr string, every time.Duration) *load {
+	l := &load{device: device, addr: addr, every: every, stop: make(chan struct{}), done: make(chan struct{})}
 	go l.run()
 	return l
 }
@@ -143,6 +147,12 @@ func startLoad(device, addr string) *load {
 func (l *load) run() {
 	defer close(l.done)
 	seq := 0
+	var pace <-chan time.Time
+	if l.every > 0 {
+		tick := time.NewTicker(l.every)
+		defer tick.Stop()
+		pace = tick.C
+	}
 	for {
 		opts := paho.NewClientOptions().AddBroker("tcp://" + l.addr).SetClientID("load-" + l.device).
 			SetAutoReconnect(false).SetCleanSession(true).SetConnectTimeout(time.Second)
@@ -161,6 +171,14 @@ func (l *load) run() {
 				c.Disconnect(100)
 				return
 			default:
+			}
+			if pace != nil {
+				select {
+				case <-l.stop:
+					c.Disconnect(100)
+					return
+				case <-pace:
+				}
 			}
 			seq++
 			l.mu.Lock()

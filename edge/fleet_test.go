@@ -281,3 +281,46 @@ func TestFleetSecondWorkerSharesTheTarget(t *testing.T) {
 		return h.HeldSequence == 2200 && h.LagMessages == 0
 	})
 }
+
+// After a cut, the hub's server sets a site's source up again with a request that waits 30 s
+// for its answer, and a request sent while the link was down waits that out even once the link
+// is back. The worker sees the site, which did not answer during the cut, answer again while
+// its source is still silent, and restarts the source: the hub resumes after the last message of the site it holds, every reading once,
+// and the other site's source is left alone.
+func TestFleetWorkerRestartsASilentSource(t *testing.T) {
+	hub := startHub(t, "s1", "s2")
+	schema := pgtest.Schema(t)
+	c1, p1 := edgeConfig(t, hub, "s1")
+	c2, _ := edgeConfig(t, hub, "s2")
+	e1, e2 := sitetest.Start(t, c1), sitetest.Start(t, c2)
+	w := startWorker(t, workerConfig(t, hub, schema, "s1", "s2"))
+	publishQoS1(t, e1.MQTTAddr, "d1", 0, 100)
+	publishQoS1(t, e2.MQTTAddr, "d2", 0, 100)
+	mqtttest.WaitFor(t, 60*time.Second, "the first readings in the database", func() bool { return countRows(t, schema) >= 200 })
+
+	p1.Cut()
+	publishQoS1(t, e1.MQTTAddr, "d1", 100, 100)
+	// The server asks the site again once the source has been silent 10 s (checked every
+	// 10 s): once it has been silent 21 s, a request is waiting for an answer that never comes.
+	mqtttest.WaitFor(t, 60*time.Second, "the source of s1 silent for 21s", func() bool {
+		src := hub.source(t, "s1")
+		return src != nil && src.Active > 21*time.Second
+	})
+	if got := metrictest.Value(t, w.Registry(), "sluice_fleet_source_restarts_total", "site", "s1"); got != 0 {
+		t.Errorf("source restarts with the link down: got %v, want 0", got)
+	}
+	p1.Restore()
+	mqtttest.WaitFor(t, 60*time.Second, "every reading in the database", func() bool { return countRows(t, schema) >= 300 })
+	if got := metrictest.Value(t, w.Registry(), "sluice_fleet_source_restarts_total", "site", "s1"); got != 1 {
+		t.Errorf("restarts of the source of s1: got %v, want 1", got)
+	}
+	if got := metrictest.Value(t, w.Registry(), "sluice_fleet_source_restarts_total", "site", "s2"); got != 0 {
+		t.Errorf("restarts of the source of s2: got %v, want 0", got)
+	}
+	if got := pgtest.Count(t, schema, "select count(distinct (device, time)) from readings"); got != 300 || countRows(t, schema) != 300 {
+		t.Errorf("readings: %d distinct of %d rows, want 300 once each", got, countRows(t, schema))
+	}
+	if src := hub.source(t, "s1"); src == nil || hub.stream(t).Msgs != 300 {
+		t.Errorf("hub stream: source of s1 %v, %d messages; want the source and 300", src, hub.stream(t).Msgs)
+	}
+}

@@ -32,13 +32,15 @@ type Buffer struct {
 	nc *nats.Conn
 	js jetstream.JetStream
 
-	floor     floors       // consumers whose unacknowledged messages are never reclaimed (budget.go)
-	refused   refusal      // the last message refused for the budget (fill.go)
-	group     *groupCommit // stores QoS 1/2 publishes in groups (group.go)
-	gm        *groupMetrics
-	fm        *fleetMetrics // role edge (fleet.go)
-	held      heldSites     // role worker: what the hub holds of each site (held.go)
-	closeOnce sync.Once
+	floor       floors       // consumers whose unacknowledged messages are never reclaimed (budget.go)
+	refused     refusal      // the last message refused for the budget (fill.go)
+	group       *groupCommit // stores QoS 1/2 publishes in groups (group.go)
+	gm          *groupMetrics
+	fm          *fleetMetrics        // role edge (fleet.go)
+	held        heldSites            // role worker: what the hub holds of each site (held.go)
+	nudged      map[string]time.Time // role worker: when a site's source was last restarted (nudge.go)
+	unreachable map[string]bool      // role worker: sites with a silent source that did not answer (nudge.go)
+	closeOnce   sync.Once
 }
 
 // NewBuffer validates cfg and builds a Buffer; it performs no I/O.

@@ -285,7 +285,12 @@ func sourceSite(s *jetstream.StreamSource) string {
 	if s.External == nil {
 		return ""
 	}
-	site, ok := strings.CutPrefix(s.External.APIPrefix, "$JS.")
+	return apiPrefixSite(s.External.APIPrefix)
+}
+
+// apiPrefixSite is the site whose JetStream API prefix is p, "" when it is not a site's.
+func apiPrefixSite(p string) string {
+	site, ok := strings.CutPrefix(p, "$JS.")
 	if !ok {
 		return ""
 	}
@@ -369,9 +374,18 @@ type HubStatus struct {
 type fleetMetrics struct {
 	connected prometheus.Gauge
 	lag       prometheus.Gauge
+	restarts  *prometheus.CounterVec // role worker
 }
 
 func newFleetMetrics(reg prometheus.Registerer, role string) *fleetMetrics {
+	if role == RoleWorker {
+		m := &fleetMetrics{restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_fleet_source_restarts_total",
+			Help: "Times this worker restarted the hub stream's source of a site that answered while its source was silent.",
+		}, []string{"site"})}
+		reg.MustRegister(m.restarts)
+		return m
+	}
 	if role != RoleEdge {
 		return nil
 	}
@@ -421,6 +435,7 @@ func (b *Buffer) RunHub(ctx context.Context) {
 				b.reclaim(ctx)
 			} else {
 				b.held.report(ctx, b)
+				b.nudgeSources(ctx)
 			}
 		}
 	}

@@ -94,20 +94,29 @@ type apiResponse struct {
 
 // siteAPI sends a request to site's JetStream API through the hub.
 func (b *Buffer) siteAPI(ctx context.Context, site, api string, req []byte) (*apiResponse, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	msg, err := b.nc.RequestWithContext(ctx, HubAPIPrefix(site)+"."+api, req)
+	data, err := b.siteRequest(ctx, site, api, req)
 	if err != nil {
 		return nil, err
 	}
 	var r apiResponse
-	if err := json.Unmarshal(msg.Data, &r); err != nil {
+	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("%s: %w", api, err)
 	}
 	if r.Error != nil {
 		return nil, fmt.Errorf("%s: %s", api, r.Error.Description)
 	}
 	return &r, nil
+}
+
+// siteRequest sends a request to site's JetStream API through the hub and returns the response.
+func (b *Buffer) siteRequest(ctx context.Context, site, api string, req []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	msg, err := b.nc.RequestWithContext(ctx, HubAPIPrefix(site)+"."+api, req)
+	if err != nil {
+		return nil, err
+	}
+	return msg.Data, nil
 }
 
 // moveHubFloor moves site's hub consumer floor up to seq, not down when another worker told the
