@@ -15,7 +15,7 @@ import (
 // request to the site that waits up to 30 s for its answer; after each failed attempt it waits
 // 10 s more than after the one before (up to 2 min). Nothing about the leafnode link coming
 // back shortens that: a request sent while the link was down still waits out its 30 s, and
-// then the backoff. After a cut of a minute the sourcing resumed some 40 s after the link.
+// then the backoff: after a cut of a minute, the next attempt comes about 40 s after the link.
 //
 // A worker therefore watches the sources of the sites it lists, once a second. When a site's
 // source has been silent for sourceStalled (a healthy one hears a heartbeat every second), it
