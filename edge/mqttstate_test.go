@@ -73,6 +73,15 @@ func dialSessionAck(t *testing.T, addr, id string, expiry uint32, ack bool) *ses
 
 func (s *session5) leave() { s.Disconnect(&paho5.Disconnect{ReasonCode: 0}) }
 
+// allGone waits until the broker has no client connected: a message published before it has
+// read a DISCONNECT may still go to the leaving connection, and be acknowledged there.
+func allGone(t *testing.T, site *sitetest.Site) {
+	t.Helper()
+	mqtttest.WaitFor(t, 15*time.Second, "every client disconnected", func() bool {
+		return metrictest.Value(t, site.Registry(), "sluice_broker_clients", "", "") == 0
+	})
+}
+
 // TestMQTTStateSurvivesRestart: a persistent session (clean start off, session expiry 1 h),
 // the QoS 1 message queued for it while it was away and a retained message are all there
 // after a graceful restart on the same data dir; a session whose expiry passed while Sluice
@@ -87,6 +96,7 @@ func TestMQTTStateSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	keeper.leave()
+	allGone(t, site)
 	brief := dialSession(t, site.MQTTAddr, "brief", 1)
 	if _, err := brief.Subscribe(ctx, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "cmd/brief", QoS: 1}}}); err != nil {
 		t.Fatal(err)
@@ -276,6 +286,7 @@ func TestResumedSessionKeepsQueuedMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	keeper.leave()
+	allGone(t, site)
 	sender := dialSession(t, site.MQTTAddr, "sender", 0)
 	if _, err := sender.Publish(ctx, &paho5.Publish{Topic: "cmd/keeper", QoS: 1, Payload: []byte("queued-1")}); err != nil {
 		t.Fatal(err)
@@ -317,6 +328,7 @@ func TestHandoffRefusedWhenStateFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	keeper.leave()
+	allGone(t, site)
 	sender := dialSession(t, site.MQTTAddr, "filler", 0)
 	defer sender.leave()
 	payload := make([]byte, 16<<10)
