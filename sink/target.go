@@ -20,7 +20,7 @@ import (
 
 // Target states, as reported by Status.
 const (
-	StateStarting = "starting"
+	StateStarting = "starting" // not consuming yet: migrating, or its consumer not made yet
 	StateOK       = "ok"
 	StateDegraded = "degraded" // the last attempt to reach the database failed; retrying
 )
@@ -44,6 +44,7 @@ type Target struct {
 	mu        sync.Mutex
 	state     string
 	lastErr   error
+	consuming bool // its consumer exists: until then the target is starting, not ok
 	lastLag   time.Time
 	prevSeq   uint64       // stream sequence of the last message delivered (evictions, status.go)
 	written   atomic.Int64 // rows committed since start
@@ -90,9 +91,12 @@ func (t *Target) Status() (string, error) {
 func (t *Target) setState(err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if err == nil {
+	switch {
+	case err == nil && !t.consuming:
+		t.state, t.lastErr = StateStarting, nil
+	case err == nil:
 		t.state, t.lastErr = StateOK, nil
-	} else {
+	default:
 		t.state, t.lastErr = StateDegraded, err
 	}
 }
@@ -124,6 +128,11 @@ func (t *Target) Run(ctx context.Context) error {
 		if cons, err = t.ensureConsumer(ctx, cc); err != nil {
 			return err
 		}
+		// "ok" from here on: a target reported ok has its place in the stream, so that what
+		// is published after that is due to it even under start: new.
+		t.mu.Lock()
+		t.consuming = true
+		t.mu.Unlock()
 		if it, err = cons.Messages(jetstream.PullMaxMessages(t.prefetch())); err != nil {
 			return fmt.Errorf("consume: %w", err)
 		}
