@@ -31,7 +31,8 @@ type TargetStatus struct {
 	Name  string `json:"name"`
 	State string `json:"state"`
 	Error string `json:"error,omitempty"`
-	// LagMessages are the uplinks in the buffer this target has not committed yet.
+	// LagMessages are the messages in the buffer this target has not committed yet: uplinks,
+	// and the decode failures it counts in the device inventory.
 	LagMessages uint64 `json:"lag_messages"`
 	// LagBytes estimates their size (LagMessages times the stream's mean message size).
 	LagBytes uint64 `json:"lag_bytes"`
