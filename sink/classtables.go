@@ -136,16 +136,17 @@ func readingsViews(schema string, classes []string, caggs bool) []step {
 	CROSS JOIN LATERAL (%s) a`, view, series, inner)})
 	}
 	steps = append(steps, readFunctions(schema, classes, caggs)...)
-	return append(steps, step{sql: fmt.Sprintf("COMMENT ON VIEW %s IS %s", q("readings"), quoteLiteral(viewsMark(steps)))})
+	return append(steps, step{sql: fmt.Sprintf("COMMENT ON VIEW %s IS %s", q("readings"), quoteLiteral(viewsMark("views", steps)))})
 }
 
-// viewsMark fingerprints the statements that create the views and read functions. It is kept
-// as the comment of the readings view, so that a migration recreates them exactly when what it
-// would create differs from what the schema has (new classes, aggregates, a new shape).
-func viewsMark(steps []step) string {
+// viewsMark fingerprints the statements that create a set of views (and read functions),
+// named by what. It is kept as the comment of the set's first view, so that a migration
+// recreates them exactly when what it would create differs from what the schema has (new
+// classes, aggregates, a new shape).
+func viewsMark(what string, steps []step) string {
 	h := sha256.New()
 	for _, s := range steps {
 		h.Write([]byte(s.sql))
 	}
-	return fmt.Sprintf("sluice views %x", h.Sum(nil)[:8])
+	return fmt.Sprintf("sluice %s %x", what, h.Sum(nil)[:8])
 }

@@ -25,8 +25,8 @@ const (
 	// RoleAll is one site on its own: broker, buffer and database sinks in one process.
 	RoleAll = "all"
 	// RoleEdge is an edge site: broker and buffer, its embedded server a leafnode of the hub
-	// in a JetStream domain of its own (the site name); the hub stream sources its stream
-	// through the durable consumer HubConsumer. It runs no database sink.
+	// in a JetStream domain of its own (the site name); the hub stream sources its stream, and
+	// the workers mark what the hub holds on the consumer HubConsumer. It runs no database sink.
 	RoleEdge = "edge"
 	// RoleWorker is a hub sink worker: no broker; the buffer is the hub stream, which sources
 	// the sites' streams, and the targets' durable consumers are shared with the other workers.
@@ -75,6 +75,14 @@ func (h HubConfig) empty() bool {
 // A site name is a JetStream domain and a subject token.
 var siteName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
 
+// checkSite returns why s, the value of key, is not a site name, or nil.
+func checkSite(key, s string) error {
+	if siteName.MatchString(s) {
+		return nil
+	}
+	return fmt.Errorf("%s: %q is not a valid site name (1 to 32 letters, digits, - and _)", key, s)
+}
+
 // validateFleet checks the keys of the fleet roles; the role itself is validated by the site.
 func (c BufferConfig) validateFleet() []error {
 	var errs []error
@@ -88,8 +96,8 @@ func (c BufferConfig) validateFleet() []error {
 		}
 		if c.Site == "" {
 			errs = append(errs, errors.New("site: required in role edge (the site's JetStream domain)"))
-		} else if !siteName.MatchString(c.Site) {
-			errs = append(errs, fmt.Errorf("site: %q is not a valid site name (1 to 32 letters, digits, - and _)", c.Site))
+		} else if err := checkSite("site", c.Site); err != nil {
+			errs = append(errs, err)
 		}
 		errs = append(errs, c.Hub.validate()...)
 		if len(c.Sources) > 0 {
@@ -107,8 +115,8 @@ func (c BufferConfig) validateFleet() []error {
 		}
 		seen := map[string]bool{}
 		for i, s := range c.Sources {
-			if !siteName.MatchString(s) {
-				errs = append(errs, fmt.Errorf("sources[%d]: %q is not a valid site name (1 to 32 letters, digits, - and _)", i, s))
+			if err := checkSite(fmt.Sprintf("sources[%d]", i), s); err != nil {
+				errs = append(errs, err)
 			}
 			if seen[s] {
 				errs = append(errs, fmt.Errorf("sources[%d]: %q is listed twice", i, s))
@@ -170,7 +178,8 @@ func (h HubConfig) validate() []error {
 }
 
 // Subjects an edge keeps to itself across the leafnode: its readings reach the hub through
-// the hub consumer only, and nothing from the hub lands in its stream.
+// the hub stream's sourcing only (delivered under HubDeliverPrefix), and nothing from the hub
+// lands in its stream.
 var siteLocal = []string{sluice.UplinkPrefix + ">", sluice.ErrorPrefix + ">", sluice.DLQPrefix + ">"}
 
 // leafRemote is the edge's leafnode remote to the hub.

@@ -1,7 +1,6 @@
 package sink
 
 import (
-	"crypto/sha256"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -119,11 +118,7 @@ func typedViews(schema string, classes map[kind][]string) []step {
 	FROM (%s) m
 	JOIN %s s ON s.id = m.series_id`, q(d.view), d.viewCols, from, q("series"))})
 	}
-	h := sha256.New()
-	for _, s := range steps {
-		h.Write([]byte(s.sql))
-	}
-	return append(steps, step{sql: fmt.Sprintf("COMMENT ON VIEW %s IS %s", q("readings_text"), quoteLiteral(fmt.Sprintf("sluice typed views %x", h.Sum(nil)[:8])))})
+	return append(steps, step{sql: fmt.Sprintf("COMMENT ON VIEW %s IS %s", q("readings_text"), quoteLiteral(viewsMark("typed views", steps)))})
 }
 
 // nullCols are typed NULL value columns of kind k, for a view over no table.
