@@ -7,7 +7,6 @@ import (
 	"io"
 	"os/signal"
 	"strconv"
-	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -56,16 +55,9 @@ func runDevices(args []string, stdout, stderr io.Writer) int {
 	}
 	tc := cfg.Sink.Targets[0]
 	if *target != "" {
-		var names []string
-		found := false
-		for _, t := range cfg.Sink.Targets {
-			names = append(names, t.Name)
-			if t.Name == *target {
-				tc, found = t, true
-			}
-		}
-		if !found {
-			fmt.Fprintf(stderr, "sluice devices: --target: no target %q in %s (targets: %s)\n", *target, *path, strings.Join(names, ", "))
+		var err error
+		if tc, err = findTarget(cfg, *path, *target); err != nil {
+			fmt.Fprintln(stderr, "sluice devices:", err)
 			return exitUsage
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/sluice-iot/sluice/edge"
@@ -118,6 +119,18 @@ func configFlag(fs *flag.FlagSet) *string {
 }
 
 // loadConfig loads the configuration, printing every problem on failure.
+// findTarget is the sink target of cfg (loaded from path) named by --target.
+func findTarget(cfg *edge.Config, path, name string) (sink.TargetConfig, error) {
+	var names []string
+	for _, t := range cfg.Sink.Targets {
+		if t.Name == name {
+			return t, nil
+		}
+		names = append(names, t.Name)
+	}
+	return sink.TargetConfig{}, fmt.Errorf("--target: no target %q in %s (targets: %s)", name, path, strings.Join(names, ", "))
+}
+
 func loadConfig(path string, stderr io.Writer) (*edge.Config, int) {
 	cfg, err := edge.LoadConfig(path)
 	if err != nil {

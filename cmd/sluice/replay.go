@@ -73,14 +73,8 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	if cfg == nil {
 		return code
 	}
-	var names []string
-	found := false
-	for i := range cfg.Sink.Targets {
-		names = append(names, cfg.Sink.Targets[i].Name)
-		found = found || cfg.Sink.Targets[i].Name == *target
-	}
-	if !found {
-		fmt.Fprintf(stderr, "sluice replay: --target: no target %q in %s (targets: %s)\n", *target, *path, strings.Join(names, ", "))
+	if _, err := findTarget(cfg, *path, *target); err != nil {
+		fmt.Fprintln(stderr, "sluice replay:", err)
 		return exitUsage
 	}
 	if cfg.NATS, err = replayBuffer(cfg); err != nil {
