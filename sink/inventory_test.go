@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/sluice-iot/sluice"
 )
 
@@ -14,11 +15,7 @@ import (
 // and adds its uplinks, but never rewinds the last values; a batch without radio readings
 // keeps the last known ones.
 func TestInventoryMovesForward(t *testing.T) {
-	cfg := storageTarget(t)
-	pool := testPool(t, cfg)
-	migrateOK(t, pool, cfg)
-	w := newWriter(pool, cfg.Schema, cfg.Storage)
-	ctx := context.Background()
+	db := newInventoryDB(t)
 	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	up := func(at time.Time, fcnt uint32, decoder string, rs ...sluice.Reading) *sluice.Uplink {
 		for i := range rs {
@@ -28,23 +25,15 @@ func TestInventoryMovesForward(t *testing.T) {
 	}
 	write := func(us ...*sluice.Uplink) {
 		t.Helper()
-		inv := &inventory{}
-		for _, u := range us {
-			inv.note(u)
-		}
-		if _, err := w.writeWith(ctx, nil, inv); err != nil {
-			t.Fatal(err)
-		}
+		db.write(func(inv *inventory) {
+			for _, u := range us {
+				inv.note(u)
+			}
+		})
 	}
 	state := func() string {
-		var s string
-		err := pool.QueryRow(ctx, `SELECT format('%s %s %s %s %s %s %s %s %s', to_char(first_seen AT TIME ZONE 'UTC', 'HH24:MI'),
-			to_char(last_seen AT TIME ZONE 'UTC', 'HH24:MI'), uplinks, last_fcnt, last_rssi, last_snr, gateways, battery, decoder)
-			FROM devices WHERE tenant = 't1' AND device = 'd1'`).Scan(&s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
+		t.Helper()
+		return db.state("d1", "uplinks, last_fcnt, last_rssi, last_snr, gateways, battery, decoder")
 	}
 	radio := func(rssi, snr, gw, battery float64) []sluice.Reading {
 		return []sluice.Reading{{Metric: "lora.rssi", Value: rssi}, {Metric: "lora.snr", Value: snr},
@@ -68,11 +57,7 @@ func TestInventoryMovesForward(t *testing.T) {
 // the last error is the newest one's (a late failure does not replace it), a long error is
 // cut on a rune boundary, and what does not read as a failure is left out.
 func TestInventoryCountsFailures(t *testing.T) {
-	cfg := storageTarget(t)
-	pool := testPool(t, cfg)
-	migrateOK(t, pool, cfg)
-	w := newWriter(pool, cfg.Schema, cfg.Storage)
-	ctx := context.Background()
+	db := newInventoryDB(t)
 	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	failure := func(at time.Time, msg string) []byte {
 		b, err := sluice.EncodeFailure(&sluice.Failure{V: 1, ID: msg, Tenant: "t1", Device: "d9", ReceivedAt: at,
@@ -84,23 +69,15 @@ func TestInventoryCountsFailures(t *testing.T) {
 	}
 	write := func(data ...[]byte) {
 		t.Helper()
-		inv := &inventory{}
-		for _, d := range data {
-			inv.fail(d)
-		}
-		if _, err := w.writeWith(ctx, nil, inv); err != nil {
-			t.Fatal(err)
-		}
+		db.write(func(inv *inventory) {
+			for _, d := range data {
+				inv.fail(d)
+			}
+		})
 	}
 	state := func() string {
-		var s string
-		err := pool.QueryRow(ctx, `SELECT format('%s %s %s %s %s %s', to_char(first_seen AT TIME ZONE 'UTC', 'HH24:MI'),
-			to_char(last_seen AT TIME ZONE 'UTC', 'HH24:MI'), uplinks, decode_failures, decoder, last_error)
-			FROM devices WHERE tenant = 't1' AND device = 'd9'`).Scan(&s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
+		t.Helper()
+		return db.state("d9", "uplinks, decode_failures, decoder, last_error")
 	}
 	write(failure(t0, "first"), failure(t0.Add(time.Minute), "second"), []byte("not a failure"))
 	if got, want := state(), "10:00 10:01 0 2 acme/th decode: second"; got != want {
@@ -112,10 +89,48 @@ func TestInventoryCountsFailures(t *testing.T) {
 	}
 	write(failure(t0.Add(2*time.Minute), strings.Repeat("é", 200)))
 	var last string
-	if err := pool.QueryRow(ctx, "SELECT last_error FROM devices WHERE device = 'd9'").Scan(&last); err != nil {
+	if err := db.pool.QueryRow(context.Background(), "SELECT last_error FROM devices WHERE device = 'd9'").Scan(&last); err != nil {
 		t.Fatal(err)
 	}
 	if len(last) > maxErrorBytes || !utf8.ValidString(last) || !strings.HasPrefix(last, "decode: éé") {
 		t.Errorf("a long error kept as %d bytes %q, want at most %d bytes of valid UTF-8", len(last), last, maxErrorBytes)
 	}
+}
+
+// inventoryDB is a migrated schema and its writer, for the inventory's tests.
+type inventoryDB struct {
+	t    *testing.T
+	pool *pgxpool.Pool
+	w    *writer
+}
+
+func newInventoryDB(t *testing.T) *inventoryDB {
+	cfg := storageTarget(t)
+	pool := testPool(t, cfg)
+	migrateOK(t, pool, cfg)
+	return &inventoryDB{t: t, pool: pool, w: newWriter(pool, cfg.Schema, cfg.Storage)}
+}
+
+// write commits, in one batch's transaction with no rows, the inventory fill makes.
+func (d *inventoryDB) write(fill func(*inventory)) {
+	d.t.Helper()
+	inv := &inventory{}
+	fill(inv)
+	if _, err := d.w.writeWith(context.Background(), nil, inv); err != nil {
+		d.t.Fatal(err)
+	}
+}
+
+// state is tenant t1's device's first and last seen (HH:MI, UTC) and then cols, space separated.
+func (d *inventoryDB) state(device, cols string) string {
+	d.t.Helper()
+	n := strings.Count(cols, ",") + 3
+	var s string
+	err := d.pool.QueryRow(context.Background(), `SELECT format('`+strings.TrimSuffix(strings.Repeat("%s ", n), " ")+`',
+		to_char(first_seen AT TIME ZONE 'UTC', 'HH24:MI'), to_char(last_seen AT TIME ZONE 'UTC', 'HH24:MI'), `+cols+`)
+		FROM devices WHERE tenant = 't1' AND device = $1`, device).Scan(&s)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return s
 }
