@@ -98,17 +98,23 @@ mqtt: {max_clients: many}
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := edge.ParseConfig("test.yaml", []byte(tt.yaml), env(nil))
-			var ce *edge.ConfigError
-			if !errors.As(err, &ce) {
-				t.Fatalf("got %v, want a *ConfigError", err)
-			}
-			msg := err.Error()
-			for _, w := range tt.want {
-				if !strings.Contains(msg, w) {
-					t.Errorf("error does not mention %q:\n%s", w, msg)
-				}
-			}
+			configProblems(t, tt.yaml, tt.want)
 		})
 	}
+}
+
+// configProblems parses yaml, which must fail with a *ConfigError mentioning each of want.
+func configProblems(t *testing.T, yaml string, want []string) *edge.ConfigError {
+	t.Helper()
+	_, err := edge.ParseConfig("test.yaml", []byte(yaml), env(nil))
+	var ce *edge.ConfigError
+	if !errors.As(err, &ce) {
+		t.Fatalf("got %v, want a *ConfigError", err)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error does not mention %q:\n%s", w, err)
+		}
+	}
+	return ce
 }

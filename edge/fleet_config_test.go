@@ -1,7 +1,6 @@
 package edge_test
 
 import (
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -100,19 +99,8 @@ sink: {targets: [{name: main, database_url: "postgres://h/x"}]}
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := edge.ParseConfig("test.yaml", []byte(tt.yaml), env(nil))
-			var ce *edge.ConfigError
-			if !errors.As(err, &ce) {
-				t.Fatalf("got %v, want a *ConfigError", err)
-			}
-			msg := err.Error()
-			for _, w := range tt.want {
-				if !strings.Contains(msg, w) {
-					t.Errorf("error does not mention %q:\n%s", w, msg)
-				}
-			}
-			if len(ce.Problems) != len(tt.want) {
-				t.Errorf("got %d problems, want %d:\n%s", len(ce.Problems), len(tt.want), msg)
+			if ce := configProblems(t, tt.yaml, tt.want); len(ce.Problems) != len(tt.want) {
+				t.Errorf("got %d problems, want %d:\n%s", len(ce.Problems), len(tt.want), ce)
 			}
 		})
 	}
