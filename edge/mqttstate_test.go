@@ -73,6 +73,18 @@ func dialSessionAck(t *testing.T, addr, id string, expiry uint32, ack bool) *ses
 
 func (s *session5) leave() { s.Disconnect(&paho5.Disconnect{ReasonCode: 0}) }
 
+// subscribeAway makes the persistent session id (expiry 1 h) with subs, and leaves it: it is
+// offline when this returns.
+func subscribeAway(ctx context.Context, t *testing.T, site *sitetest.Site, id string, subs ...paho5.SubscribeOptions) {
+	t.Helper()
+	s := dialSession(t, site.MQTTAddr, id, 3600)
+	if _, err := s.Subscribe(ctx, &paho5.Subscribe{Subscriptions: subs}); err != nil {
+		t.Fatal(err)
+	}
+	s.leave()
+	allGone(t, site)
+}
+
 // allGone waits until the broker has no client connected: a message published before it has
 // read a DISCONNECT may still go to the leaving connection, and be acknowledged there.
 func allGone(t *testing.T, site *sitetest.Site) {
@@ -89,14 +101,9 @@ func allGone(t *testing.T, site *sitetest.Site) {
 func TestMQTTStateSurvivesRestart(t *testing.T) {
 	cfg := sitetest.Config(t)
 	site := sitetest.Start(t, cfg)
-	keeper := dialSession(t, site.MQTTAddr, "keeper", 3600)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := keeper.Subscribe(ctx, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "cmd/keeper", QoS: 1}}}); err != nil {
-		t.Fatal(err)
-	}
-	keeper.leave()
-	allGone(t, site)
+	subscribeAway(ctx, t, site, "keeper", paho5.SubscribeOptions{Topic: "cmd/keeper", QoS: 1})
 	brief := dialSession(t, site.MQTTAddr, "brief", 1)
 	if _, err := brief.Subscribe(ctx, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "cmd/brief", QoS: 1}}}); err != nil {
 		t.Fatal(err)
@@ -120,7 +127,7 @@ func TestMQTTStateSurvivesRestart(t *testing.T) {
 	time.Sleep(time.Until(briefLeft.Add(2 * time.Second)))
 
 	site = sitetest.Start(t, cfg)
-	keeper = dialSession(t, site.MQTTAddr, "keeper", 3600)
+	keeper := dialSession(t, site.MQTTAddr, "keeper", 3600)
 	if !keeper.connack.SessionPresent {
 		t.Fatal("keeper: CONNACK session present is false after a restart; want the session kept")
 	}
@@ -204,16 +211,11 @@ func withState(t *testing.T, cfg edge.Config, f func(st *sink.MQTTState)) {
 func TestHandoffCutShortIsQueuedAtStart(t *testing.T) {
 	cfg := sitetest.Config(t)
 	site := sitetest.Start(t, cfg)
-	keeper := dialSession(t, site.MQTTAddr, "keeper", 3600)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := keeper.Subscribe(ctx, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{
-		{Topic: "cmd/keeper/#", QoS: 1, RetainAsPublished: true},
-		{Topic: "own/#", QoS: 1, NoLocal: true},
-	}}); err != nil {
-		t.Fatal(err)
-	}
-	keeper.leave()
+	subscribeAway(ctx, t, site, "keeper",
+		paho5.SubscribeOptions{Topic: "cmd/keeper/#", QoS: 1, RetainAsPublished: true},
+		paho5.SubscribeOptions{Topic: "own/#", QoS: 1, NoLocal: true})
 	site.Stop(t)
 
 	now := time.Now().Unix()
@@ -240,7 +242,7 @@ func TestHandoffCutShortIsQueuedAtStart(t *testing.T) {
 	})
 
 	site = sitetest.Start(t, cfg)
-	keeper = dialSession(t, site.MQTTAddr, "keeper", 3600)
+	keeper := dialSession(t, site.MQTTAddr, "keeper", 3600)
 	if !keeper.connack.SessionPresent {
 		t.Fatal("keeper: session not present after the restart")
 	}
@@ -279,14 +281,9 @@ func TestHandoffCutShortIsQueuedAtStart(t *testing.T) {
 func TestResumedSessionKeepsQueuedMessages(t *testing.T) {
 	cfg := sitetest.Config(t)
 	site := sitetest.Start(t, cfg)
-	keeper := dialSession(t, site.MQTTAddr, "keeper", 3600)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := keeper.Subscribe(ctx, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "cmd/keeper", QoS: 1}}}); err != nil {
-		t.Fatal(err)
-	}
-	keeper.leave()
-	allGone(t, site)
+	subscribeAway(ctx, t, site, "keeper", paho5.SubscribeOptions{Topic: "cmd/keeper", QoS: 1})
 	sender := dialSession(t, site.MQTTAddr, "sender", 0)
 	if _, err := sender.Publish(ctx, &paho5.Publish{Topic: "cmd/keeper", QoS: 1, Payload: []byte("queued-1")}); err != nil {
 		t.Fatal(err)
@@ -306,7 +303,7 @@ func TestResumedSessionKeepsQueuedMessages(t *testing.T) {
 	site.Stop(t)
 
 	site = sitetest.Start(t, cfg)
-	keeper = dialSession(t, site.MQTTAddr, "keeper", 3600)
+	keeper := dialSession(t, site.MQTTAddr, "keeper", 3600)
 	defer keeper.leave()
 	mqtttest.WaitFor(t, 15*time.Second, "the unacknowledged message after a restart", func() bool { return len(keeper.received()) == 1 })
 	if got := keeper.received(); got[0] != "cmd/keeper queued-1 retain=false" {
@@ -321,14 +318,9 @@ func TestHandoffRefusedWhenStateFull(t *testing.T) {
 	cfg := sitetest.Config(t)
 	cfg.NATS.MQTTStateMaxBytes = 1 << 20
 	site := sitetest.Start(t, cfg)
-	keeper := dialSession(t, site.MQTTAddr, "keeper", 3600)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if _, err := keeper.Subscribe(ctx, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "cmd/keeper", QoS: 1}}}); err != nil {
-		t.Fatal(err)
-	}
-	keeper.leave()
-	allGone(t, site)
+	subscribeAway(ctx, t, site, "keeper", paho5.SubscribeOptions{Topic: "cmd/keeper", QoS: 1})
 	sender := dialSession(t, site.MQTTAddr, "filler", 0)
 	defer sender.leave()
 	payload := make([]byte, 16<<10)
