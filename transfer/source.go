@@ -255,15 +255,16 @@ func relationOf(tables []srcTable) string {
 	return "(" + strings.Join(parts, " UNION ALL ") + ") m(time, series_id, type, value, text, flag, lat, lon, alt)"
 }
 
-// typedBefore reports whether a Sluice schema holds typed readings in r that a copy standing
-// at pos has passed (every one in r when finished).
-func (s *Source) typedBefore(ctx context.Context, r Range, pos position, finished bool) (bool, error) {
-	if !finished && !pos.time.Valid {
+// typedBefore reports whether cp, a copy of r begun by a Sluice that copied numbers only
+// (cp.typed false), has passed typed readings of a Sluice schema (every one in r when
+// finished). It is false for no checkpoint or a typed one.
+func (s *Source) typedBefore(ctx context.Context, r Range, cp *checkpoint) (bool, error) {
+	if cp == nil || cp.typed || !cp.finished && !cp.pos.time.Valid {
 		return false, nil
 	}
 	end := upperBound(r)
-	if !finished {
-		end = pos.time
+	if !cp.finished {
+		end = cp.pos.time
 	}
 	for _, t := range s.tables {
 		if t.typ == sluice.TypeNumber {
