@@ -407,15 +407,16 @@ func (s *Source) estimate(ctx context.Context, r Range) (int64, error) {
 		// leave the empty ones out.
 		tables := make([]srcTable, 0, len(s.tables))
 		for _, t := range s.tables {
-			var rows bool
 			if t.typ != sluice.TypeNumber {
+				var rows bool
 				if err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+t.name+")").Scan(&rows); err != nil {
 					return 0, fmt.Errorf("estimate the rows of %s: %w", s.desc, err)
 				}
+				if !rows {
+					continue
+				}
 			}
-			if rows || t.typ == sluice.TypeNumber {
-				tables = append(tables, t)
-			}
+			tables = append(tables, t)
 		}
 		sql = "SELECT 1 FROM " + relationOf(tables) + " WHERE m.time >= $1 AND (m.time < $2 OR $2::timestamptz IS NULL)"
 	} else {
