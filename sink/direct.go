@@ -124,16 +124,13 @@ func (w *Writer) Write(ctx context.Context, rows []Row, commit func(ctx context.
 	return res, nil
 }
 
-// refuseConflicts refuses the rows whose type differs from their series' type (as checkKinds
-// would, one row at a time instead of failing the batch) and drops them from rows, refs and
-// index.
+// refuseConflicts refuses the rows whose type differs from their series' type (checkKinds one
+// row at a time instead of failing the batch) and drops them from rows, refs and index.
 func refuseConflicts(rows []row, refs []seriesRef, index []int, res *WriteResult) ([]row, []seriesRef, []int) {
 	keep := 0
 	for k := range rows {
-		r, have := &rows[k], refs[k].kind
-		if r.kind != have && !(r.kind == kindBool && have == kindNumber) {
-			c := &kindConflict{key: r.key, stored: have, got: r.kind}
-			res.Refused = append(res.Refused, Refusal{Index: index[k], Reason: c.Error()})
+		if _, err := checkKinds(rows[k:k+1], refs[k:k+1]); err != nil {
+			res.Refused = append(res.Refused, Refusal{Index: index[k], Reason: err.Error()})
 			continue
 		}
 		rows[keep], refs[keep], index[keep] = rows[k], refs[k], index[k]

@@ -137,13 +137,12 @@ func Backfill(ctx context.Context, src *Source, dst *sink.Writer, cfg BackfillCo
 		}
 		cp = nil
 	}
-	if cp != nil && !cp.typed && !cfg.Restart {
-		if missed, err := src.typedBefore(ctx, cfg.Range, cp.pos, cp.finished); err != nil || missed {
-			if err == nil {
-				err = errNumbersOnly
-			}
-			return rep, fmt.Errorf("backfill %s: %w", id, err)
-		}
+	missed, err := src.typedBefore(ctx, cfg.Range, cp)
+	if err == nil && missed {
+		err = errNumbersOnly
+	}
+	if err != nil {
+		return rep, fmt.Errorf("backfill %s: %w", id, err)
 	}
 	if cp == nil {
 		if cp, err = begin(ctx, src, dst, id, cfg.Range); err != nil {

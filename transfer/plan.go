@@ -42,8 +42,8 @@ func Plan(ctx context.Context, src *Source, dst *sink.Writer, cfg BackfillConfig
 		return nil, err
 	}
 	missed := false
-	if cp != nil && !cp.typed && !cfg.Restart {
-		if missed, err = src.typedBefore(ctx, cfg.Range, cp.pos, cp.finished); err != nil {
+	if !cfg.Restart {
+		if missed, err = src.typedBefore(ctx, cfg.Range, cp); err != nil {
 			return nil, err
 		}
 	}

@@ -255,15 +255,16 @@ func relationOf(tables []srcTable) string {
 	return "(" + strings.Join(parts, " UNION ALL ") + ") m(time, series_id, type, value, text, flag, lat, lon, alt)"
 }
 
-// typedBefore reports whether a Sluice schema holds typed readings in r that a copy standing
-// at pos has passed (every one in r when finished).
-func (s *Source) typedBefore(ctx context.Context, r Range, pos position, finished bool) (bool, error) {
-	if !finished && !pos.time.Valid {
+// typedBefore reports whether cp, a copy of r begun by a Sluice that copied numbers only
+// (cp.typed false), has passed typed readings of a Sluice schema (every one in r when
+// finished). It is false for no checkpoint or a typed one.
+func (s *Source) typedBefore(ctx context.Context, r Range, cp *checkpoint) (bool, error) {
+	if cp == nil || cp.typed || !cp.finished && !cp.pos.time.Valid {
 		return false, nil
 	}
 	end := upperBound(r)
-	if !finished {
-		end = pos.time
+	if !cp.finished {
+		end = cp.pos.time
 	}
 	for _, t := range s.tables {
 		if t.typ == sluice.TypeNumber {
@@ -406,15 +407,16 @@ func (s *Source) estimate(ctx context.Context, r Range) (int64, error) {
 		// leave the empty ones out.
 		tables := make([]srcTable, 0, len(s.tables))
 		for _, t := range s.tables {
-			var rows bool
 			if t.typ != sluice.TypeNumber {
+				var rows bool
 				if err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+t.name+")").Scan(&rows); err != nil {
 					return 0, fmt.Errorf("estimate the rows of %s: %w", s.desc, err)
 				}
+				if !rows {
+					continue
+				}
 			}
-			if rows || t.typ == sluice.TypeNumber {
-				tables = append(tables, t)
-			}
+			tables = append(tables, t)
 		}
 		sql = "SELECT 1 FROM " + relationOf(tables) + " WHERE m.time >= $1 AND (m.time < $2 OR $2::timestamptz IS NULL)"
 	} else {

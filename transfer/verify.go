@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -210,20 +211,19 @@ func sameSum(n int64, a, b, absA, absB float64) bool {
 
 func sameFloat(a, b float64) bool { return a == b || math.IsNaN(a) && math.IsNaN(b) }
 
-// typeColumns are, per value type, the columns read from its tables (value for numbers, texts
-// and booleans; latitude and longitude) and the aggregates of a bucket: sum, min, max, abs,
-// chk, lat, lon, lat_abs, lon_abs, those a type does not use NULL.
-var typeColumns = map[sluice.ValueType]struct{ cols, aggs string }{
-	sluice.TypeNumber: {"value", `sum(m.value) AS sum, min(m.value) AS min, max(m.value) AS max, sum(abs(m.value)) AS abs,
-		NULL::bigint AS chk, NULL::float8 AS lat, NULL::float8 AS lon, NULL::float8 AS lat_abs, NULL::float8 AS lon_abs`},
+// typeAggs are, per value type, the aggregates of a bucket over relationOf's columns: sum, min,
+// max, abs, chk, lat, lon, lat_abs, lon_abs, those a type does not use NULL.
+var typeAggs = map[sluice.ValueType]string{
+	sluice.TypeNumber: `sum(m.value) AS sum, min(m.value) AS min, max(m.value) AS max, sum(abs(m.value)) AS abs,
+		NULL::bigint AS chk, NULL::float8 AS lat, NULL::float8 AS lon, NULL::float8 AS lat_abs, NULL::float8 AS lon_abs`,
 	// The first 32 bits of MD5 are the same in every PostgreSQL version and collation; their sum
 	// as signed integers does not depend on the order of the rows.
-	sluice.TypeText: {"value", `NULL::float8, NULL::float8, NULL::float8, NULL::float8,
-		sum(('x' || left(md5(m.value), 8))::bit(32)::int)::bigint, NULL::float8, NULL::float8, NULL::float8, NULL::float8`},
-	sluice.TypeBool: {"value", `NULL::float8, NULL::float8, NULL::float8, NULL::float8,
-		count(*) FILTER (WHERE m.value), NULL::float8, NULL::float8, NULL::float8, NULL::float8`},
-	sluice.TypeLocation: {"latitude, longitude", `NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::bigint,
-		sum(m.latitude), sum(m.longitude), sum(abs(m.latitude)), sum(abs(m.longitude))`},
+	sluice.TypeText: `NULL::float8, NULL::float8, NULL::float8, NULL::float8,
+		sum(('x' || left(md5(m.text), 8))::bit(32)::int)::bigint, NULL::float8, NULL::float8, NULL::float8, NULL::float8`,
+	sluice.TypeBool: `NULL::float8, NULL::float8, NULL::float8, NULL::float8,
+		count(*) FILTER (WHERE m.flag), NULL::float8, NULL::float8, NULL::float8, NULL::float8`,
+	sluice.TypeLocation: `NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::bigint,
+		sum(m.lat), sum(m.lon), sum(abs(m.lat)), sum(abs(m.lon))`,
 }
 
 // buckets runs the aggregation of one side, ordered by tenant, device, metric (bytewise) and
@@ -238,19 +238,19 @@ func (s *Source) buckets(ctx context.Context, cfg VerifyConfig) (pgx.Rows, error
 		}
 		// Per type, grouped by series id first (one integer), named afterwards.
 		parts := make([]string, 0, len(tablePrefixes))
-		for _, p := range tablePrefixes {
-			var tables []string
+		for ord, p := range tablePrefixes {
+			var tables []srcTable
 			for _, t := range s.tables {
 				if t.typ == p.typ {
-					tables = append(tables, "SELECT time, series_id, "+typeColumns[p.typ].cols+" FROM "+t.name)
+					tables = append(tables, t)
 				}
 			}
 			if len(tables) == 0 {
 				continue
 			}
 			parts = append(parts, `SELECT m.series_id, date_trunc($3::text, m.time, 'UTC') AS bucket, '`+string(p.typ)+`'::text AS type,
-		`+fmt.Sprint(typeOrder(p.typ))+` AS ord, count(*) AS n, `+typeColumns[p.typ].aggs+`
-	FROM (`+strings.Join(tables, " UNION ALL ")+`) m
+		`+strconv.Itoa(ord)+` AS ord, count(*) AS n, `+typeAggs[p.typ]+`
+	FROM `+relationOf(tables)+`
 	WHERE m.time >= $1 AND (m.time < $2 OR $2::timestamptz IS NULL)`+tenant+`
 	GROUP BY 1, 2`)
 		}
