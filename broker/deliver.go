@@ -63,7 +63,7 @@ func ownSubscription(cl *mqtt.Client, topic string) (packets.Subscription, bool)
 	var out packets.Subscription
 	found := false
 	for filter, sub := range cl.State.Subscriptions.GetAll() {
-		if sub.NoLocal || isShared(filter) || !matchTopic(filter, topic) {
+		if sub.NoLocal || mqtt.IsSharedFilter(filter) || !matchTopic(filter, topic) {
 			continue
 		}
 		if !found {
@@ -82,14 +82,12 @@ func ownSubscription(cl *mqtt.Client, topic string) (packets.Subscription, bool)
 // hasNoLocal reports whether one of cl's subscriptions matching topic has No Local set.
 func hasNoLocal(cl *mqtt.Client, topic string) bool {
 	for filter, sub := range cl.State.Subscriptions.GetAll() {
-		if sub.NoLocal && !isShared(filter) && matchTopic(filter, topic) {
+		if sub.NoLocal && !mqtt.IsSharedFilter(filter) && matchTopic(filter, topic) {
 			return true
 		}
 	}
 	return false
 }
-
-func isShared(filter string) bool { return strings.HasPrefix(filter, "$share/") }
 
 // matchTopic reports whether filter (not shared) matches topic (MQTT 5 §4.7).
 func matchTopic(filter, topic string) bool {
