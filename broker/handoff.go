@@ -109,11 +109,10 @@ func refusal(cl *mqtt.Client, pk packets.Packet, code packets.Code) error {
 // deliverer), then its entry is deleted. It runs once the state is loaded and before the
 // listeners accept connections.
 func (h *persistHook) queueLeftovers(d *deliverer) {
-	vals, _ := h.load(stateHandoff)
+	msgs, _ := h.messages(stateHandoff)
 	queued := 0
-	for _, v := range vals {
-		var m storedMsg
-		if err := json.Unmarshal(v, &m); err != nil || m.Key == "" {
+	for _, m := range msgs {
+		if m.ID == "" {
 			continue
 		}
 		pk := m.ToPacket()
@@ -131,9 +130,9 @@ func (h *persistHook) queueLeftovers(d *deliverer) {
 				h.warn.Warn().Err(err).Str("client", id).Str("topic", pk.TopicName).Msg("message cut short by a stop not queued")
 			}
 		}
-		h.del(m.Key)
+		h.del(m.ID)
 	}
-	if len(vals) > 0 {
-		h.log.Info().Int("messages", len(vals)).Int("queued", queued).Msg("hand-offs cut short by a stop queued for persistent sessions")
+	if len(msgs) > 0 {
+		h.log.Info().Int("messages", len(msgs)).Int("queued", queued).Msg("hand-offs cut short by a stop queued for persistent sessions")
 	}
 }
