@@ -60,7 +60,7 @@ func (h *persistHook) dropPending(cl *mqtt.Client) {
 // due reports whether a persistent session has a subscription of QoS 1 or 2 matching pk's
 // topic: only then does the hand-off store something.
 func (h *persistHook) due(pk packets.Packet) bool {
-	if h.sessions.Load() == 0 || h.srv == nil {
+	if h.sessions.Load() == 0 {
 		return false
 	}
 	subs := h.srv.Topics.Subscribers(pk.TopicName)
