@@ -27,7 +27,6 @@ type Broker struct {
 	srv       *mqtt.Server
 	listeners []listeners.Listener
 	deliver   *deliverer
-	persist   *persistHook  // nil when the MQTT state is not kept
 	gate      chan struct{} // closed once the state is restored: the listeners accept from then on
 	closeOnce sync.Once
 	closeErr  error
@@ -113,7 +112,7 @@ func (b *Broker) Persist(store StateStore) error {
 	if err := b.AddHook(h, nil); err != nil {
 		return err
 	}
-	b.persist, b.deliver.persist = h, h
+	b.deliver.persist = h
 	return nil
 }
 
@@ -137,8 +136,8 @@ func (b *Broker) Start() error {
 	if err := b.srv.Serve(); err != nil {
 		return fmt.Errorf("broker: serve: %w", err)
 	}
-	if b.persist != nil {
-		b.persist.queueLeftovers(b.deliver)
+	if b.deliver.persist != nil {
+		b.deliver.persist.queueLeftovers(b.deliver)
 	}
 	close(b.gate)
 	for _, l := range b.listeners {

@@ -41,7 +41,7 @@ func (d *deliverer) subscribers(pk packets.Packet) map[string]packets.Subscripti
 	if !ok {
 		return out
 	}
-	own, ok := ownSubscription(cl, pk.TopicName)
+	own, ok, _ := ownSubscription(cl, pk.TopicName)
 	if shared, picked := subs.SharedSelected[pk.Origin]; picked {
 		if ok {
 			own = own.Merge(shared)
@@ -58,12 +58,15 @@ func (d *deliverer) subscribers(pk packets.Packet) map[string]packets.Subscripti
 }
 
 // ownSubscription merges cl's subscriptions that match topic and would deliver cl's own
-// message to it: those without No Local, shared ones aside (MQTT-3.8.3-3).
-func ownSubscription(cl *mqtt.Client, topic string) (packets.Subscription, bool) {
-	var out packets.Subscription
-	found := false
+// message to it: those without No Local, shared ones aside (MQTT-3.8.3-3). withheld reports
+// whether one that matches has No Local: mochi then gave cl none of its own message.
+func ownSubscription(cl *mqtt.Client, topic string) (out packets.Subscription, found, withheld bool) {
 	for filter, sub := range cl.State.Subscriptions.GetAll() {
-		if sub.NoLocal || isShared(filter) || !matchTopic(filter, topic) {
+		if mqtt.IsSharedFilter(filter) || !matchTopic(filter, topic) {
+			continue
+		}
+		if sub.NoLocal {
+			withheld = true
 			continue
 		}
 		if !found {
@@ -76,20 +79,8 @@ func ownSubscription(cl *mqtt.Client, topic string) (packets.Subscription, bool)
 		out.Qos = max(out.Qos, sub.Qos)
 		out.RetainAsPublished = out.RetainAsPublished || sub.RetainAsPublished
 	}
-	return out, found
+	return out, found, withheld
 }
-
-// hasNoLocal reports whether one of cl's subscriptions matching topic has No Local set.
-func hasNoLocal(cl *mqtt.Client, topic string) bool {
-	for filter, sub := range cl.State.Subscriptions.GetAll() {
-		if sub.NoLocal && !isShared(filter) && matchTopic(filter, topic) {
-			return true
-		}
-	}
-	return false
-}
-
-func isShared(filter string) bool { return strings.HasPrefix(filter, "$share/") }
 
 // matchTopic reports whether filter (not shared) matches topic (MQTT 5 §4.7).
 func matchTopic(filter, topic string) bool {

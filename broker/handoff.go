@@ -60,7 +60,7 @@ func (h *persistHook) dropPending(cl *mqtt.Client) {
 // due reports whether a persistent session has a subscription of QoS 1 or 2 matching pk's
 // topic: only then does the hand-off store something.
 func (h *persistHook) due(pk packets.Packet) bool {
-	if h.sessions.Load() == 0 || h.srv == nil {
+	if h.sessions.Load() == 0 {
 		return false
 	}
 	subs := h.srv.Topics.Subscribers(pk.TopicName)
@@ -109,11 +109,10 @@ func refusal(cl *mqtt.Client, pk packets.Packet, code packets.Code) error {
 // deliverer), then its entry is deleted. It runs once the state is loaded and before the
 // listeners accept connections.
 func (h *persistHook) queueLeftovers(d *deliverer) {
-	vals, _ := h.load(stateHandoff)
+	msgs, _ := h.messages(stateHandoff)
 	queued := 0
-	for _, v := range vals {
-		var m storedMsg
-		if err := json.Unmarshal(v, &m); err != nil || m.Key == "" {
+	for _, m := range msgs {
+		if m.ID == "" {
 			continue
 		}
 		pk := m.ToPacket()
@@ -131,9 +130,9 @@ func (h *persistHook) queueLeftovers(d *deliverer) {
 				h.warn.Warn().Err(err).Str("client", id).Str("topic", pk.TopicName).Msg("message cut short by a stop not queued")
 			}
 		}
-		h.del(m.Key)
+		h.del(m.ID)
 	}
-	if len(vals) > 0 {
-		h.log.Info().Int("messages", len(vals)).Int("queued", queued).Msg("hand-offs cut short by a stop queued for persistent sessions")
+	if len(msgs) > 0 {
+		h.log.Info().Int("messages", len(msgs)).Int("queued", queued).Msg("hand-offs cut short by a stop queued for persistent sessions")
 	}
 }

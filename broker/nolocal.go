@@ -27,11 +27,11 @@ func (h *noLocalHook) Provides(b byte) bool { return bytes.IndexByte([]byte{mqtt
 
 // OnPublished implements mqtt.Hook; it runs on the publisher's goroutine.
 func (h *noLocalHook) OnPublished(cl *mqtt.Client, pk packets.Packet) {
-	if cl.Net.Inline || pk.Ignore || cl.State.Subscriptions.Len() == 0 || !hasNoLocal(cl, pk.TopicName) {
+	if cl.Net.Inline || pk.Ignore || cl.State.Subscriptions.Len() == 0 {
 		return
 	}
-	sub, ok := ownSubscription(cl, pk.TopicName)
-	if !ok {
+	sub, ok, withheld := ownSubscription(cl, pk.TopicName)
+	if !ok || !withheld {
 		return
 	}
 	if err := h.d.deliver(cl, sub, pk); err != nil {
