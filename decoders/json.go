@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/sluice-iot/sluice/internal/jsonscan"
 )
 
 // JSON is the built-in decoder for devices that publish a JSON object: its numbers and booleans
@@ -47,6 +49,14 @@ func parseObject(b []byte) (map[string]any, error) {
 	}
 	if b[0] != '{' {
 		return nil, fmt.Errorf("payload is not a JSON object (starts with %q)", b[0])
+	}
+	// What devices send is nearly always the plain subset (printable ASCII, no escapes, shallow
+	// nesting, numbers in range): one pass builds exactly what encoding/json builds. Anything
+	// else goes through the guard and encoding/json, which give the result or the error they
+	// always gave.
+	s := jsonscan.New(b, jsonscan.Plain)
+	if v, ok := s.Value(); ok && s.End() {
+		return v.(map[string]any), nil
 	}
 	if err := checkJSON(b); err != nil {
 		return nil, err
