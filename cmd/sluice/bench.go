@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,20 +18,34 @@ import (
 )
 
 // runBench is `sluice bench`: an end-to-end load test of a Sluice it starts (or of a running
-// one), printing a table and a final RESULT line.
+// one, or of a peer stack), printing a table and a final RESULT line. `sluice bench compare`
+// runs Sluice and the peer alternately.
 func runBench(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "serve" {
 		return runProfiled(args[1:], stderr)
 	}
+	compare := len(args) > 0 && args[0] == "compare"
+	name := "sluice bench"
+	if compare {
+		args, name = args[1:], "sluice bench compare"
+	}
 	cfg := bench.DefaultConfig()
-	fs := flag.NewFlagSet("sluice bench", flag.ContinueOnError)
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: sluice bench [flags]\n\n"+
+		fmt.Fprint(stderr, "usage: sluice bench [flags]\n"+
+			"       sluice bench compare --peer telegraf --rounds N [flags]\n\n"+
 			"Starts Sluice (this binary, `run`) on free ports with a temporary data dir and a fresh database\n"+
 			"schema, loads it over MQTT, and reports throughput, latencies, CPU and memory.\n"+
-			"Ends with a line: RESULT uplinks_per_s=… readings_per_s=… puback_p50_ms=… puback_p99_ms=… e2e_p99_ms=… rss_mb=…\n\n")
+			"With --peer telegraf it loads Mosquitto + Telegraf (outputs.postgresql) instead; compare runs\n"+
+			"Sluice and the peer alternately and prints medians and paired ratios.\n"+
+			"Ends with a line: RESULT uplinks_per_s=… readings_per_s=… puback_p50_ms=… puback_p99_ms=… e2e_p99_ms=… rss_mb=…\n"+
+			"(compare: COMPARE rounds=… sluice_msgs_per_s=… telegraf_msgs_per_s=… ratio_msgs_per_s=… …)\n\n")
 		fs.PrintDefaults()
+	}
+	rounds := 1
+	if compare {
+		fs.IntVar(&rounds, "rounds", 3, "runs of each system, alternating")
 	}
 	fs.IntVar(&cfg.Connections, "connections", cfg.Connections, "MQTT connections publishing at once (one device each)")
 	fs.IntVar(&cfg.QoS, "qos", cfg.QoS, "QoS of the publishes: 0 or 1")
@@ -49,13 +64,16 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Schema, "schema", cfg.Schema, "with --broker: the schema it writes to")
 	fs.StringVar(&cfg.Sluice, "sluice", "", "the Sluice binary to start (default: this one)")
 	fs.StringVar(&cfg.Templates, "templates", cfg.Templates, "device template directory (for --payload chirpstack)")
-	fs.BoolVar(&cfg.Keep, "keep", false, "keep the database schema of the started Sluice")
+	fs.BoolVar(&cfg.Keep, "keep", false, "keep the database schema of the started system")
 	fs.StringVar(&cfg.Profile, "profile", "", "write CPU, allocation and peak-heap profiles of the started Sluice into `dir` (cpu.pprof, allocs.pprof, heap.pprof)")
+	fs.StringVar(&cfg.Peer, "peer", "", "load a peer stack instead of Sluice: telegraf (Mosquitto → Telegraf → PostgreSQL, json payload only)")
+	fs.StringVar(&cfg.Telegraf, "telegraf", cfg.Telegraf, "the Telegraf `binary` (with inputs.mqtt_consumer and outputs.postgresql) for --peer telegraf")
+	fs.StringVar(&cfg.Mosquitto, "mosquitto", cfg.Mosquitto, "the Mosquitto `binary` for --peer telegraf")
 	if err := fs.Parse(args); err != nil {
 		return parseFailure(err)
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "sluice bench: unexpected argument %q\n", fs.Arg(0))
+		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", name, fs.Arg(0))
 		return exitUsage
 	}
 	if cfg.Duration == 0 && cfg.Messages == 0 {
@@ -64,19 +82,33 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	if cfg.Sluice == "" && cfg.Broker == "" {
 		exe, err := os.Executable()
 		if err != nil {
-			fmt.Fprintln(stderr, "sluice bench: find this binary (give --sluice):", err)
+			fmt.Fprintf(stderr, "%s: find this binary (give --sluice): %v\n", name, err)
 			return exitUsage
 		}
 		cfg.Sluice = exe
 	}
-	if err := cfg.Validate(); err != nil {
-		fmt.Fprintln(stderr, "sluice bench:", err)
+	err := cfg.Validate()
+	if compare {
+		if cfg.Peer == "" {
+			err = errors.Join(err, errors.New("--peer: required (telegraf)"))
+		}
+		if rounds < 1 {
+			err = errors.Join(err, fmt.Errorf("--rounds: %d is fewer than 1", rounds))
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return exitUsage
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if _, err := bench.Run(ctx, cfg, stdout); err != nil {
-		fmt.Fprintln(stderr, "sluice bench:", err)
+	if compare {
+		err = bench.Compare(ctx, cfg, rounds, stdout)
+	} else {
+		_, err = bench.Run(ctx, cfg, stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return exitFailure
 	}
 	return exitOK

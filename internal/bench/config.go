@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"regexp"
 	"time"
 )
@@ -26,6 +27,13 @@ type Config struct {
 	Sluice string
 	// Templates is the device template directory (for the chirpstack payload).
 	Templates string
+	// Peer loads a peer stack instead of Sluice: "" (Sluice) or PeerTelegraf, whose binaries
+	// are Telegraf and Mosquitto.
+	Peer                string
+	Telegraf, Mosquitto string
+	// NoProbes leaves out the probe polling (end-to-end latency), which only Sluice's tables
+	// allow: a comparison loads both systems' databases alike.
+	NoProbes bool
 
 	Connections int
 	QoS         int
@@ -66,6 +74,8 @@ func DefaultConfig() Config {
 		Inflight:    16,
 		Client:      ClientMinimal,
 		Schema:      "public",
+		Telegraf:    "/opt/peer/telegraf",
+		Mosquitto:   "/usr/sbin/mosquitto",
 	}
 }
 
@@ -120,6 +130,24 @@ func (c Config) Validate() error {
 	} else if u, err := url.Parse(c.DatabaseURL); err != nil || u.Host == "" {
 		bad("--database-url: %q is not a postgres://user@host:port/db URL", c.DatabaseURL)
 	}
+	switch c.Peer {
+	case "":
+	case PeerTelegraf:
+		if st, err := os.Stat(c.Telegraf); err != nil || st.IsDir() {
+			bad("--telegraf: %q is not a binary", c.Telegraf)
+		}
+		if st, err := os.Stat(c.Mosquitto); err != nil || st.IsDir() {
+			bad("--mosquitto: %q is not a binary", c.Mosquitto)
+		}
+		if c.Payload != PayloadJSON {
+			bad("--payload: the peer reads json only, not %s", c.Payload)
+		}
+		if c.Broker != "" || c.Outage > 0 || c.Fsync || c.Profile != "" {
+			bad("--peer: not with --broker, --outage, --fsync or --profile (they configure Sluice)")
+		}
+	default:
+		bad("--peer: %q is not telegraf", c.Peer)
+	}
 	if c.Broker != "" {
 		if _, _, err := net.SplitHostPort(c.Broker); err != nil {
 			bad("--broker: %q is not host:port", c.Broker)
@@ -133,7 +161,7 @@ func (c Config) Validate() error {
 		if c.Profile != "" {
 			bad("--profile: profiles only a Sluice started by the benchmark; remove --broker")
 		}
-	} else if c.Sluice == "" {
+	} else if c.Sluice == "" && c.Peer == "" {
 		bad("--sluice: the binary to start is unknown")
 	}
 	return errors.Join(errs...)

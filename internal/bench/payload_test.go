@@ -103,16 +103,26 @@ func TestRemainingLength(t *testing.T) {
 }
 
 func TestParseLine(t *testing.T) {
-	r := &Result{UplinksPerSecond: 1234.4, ReadingsPerSecond: 4937.6, PubackP50: 1.5, PubackP99: 9.25, E2EP99: 120, SluiceRSS: 64_000_000,
-		Drain: &Drain{RowsPerSecond: 150000}, Sent: 1000, TableRows: 4000}
+	r := &Result{UplinksPerSecond: 1234.4, ReadingsPerSecond: 4937.6, PubackP50: 1.5, PubackP99: 9.25, E2EP99: 120, E2ESamples: 10,
+		Procs: []ProcCost{{Name: "telegraf", CPU: 2, RSS: 40_000_000}, {Name: "mosquitto", CPU: 1, RSS: 24_000_000}},
+		PGCPU: 0.5, Load1: 2.25, Drain: &Drain{RowsPerSecond: 150000}, Sent: 1000, TableRows: 4000}
 	got, err := ParseLine(r.Line())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for k, want := range map[string]float64{"uplinks_per_s": 1234, "readings_per_s": 4938, "puback_p50_ms": 1.5,
-		"puback_p99_ms": 9.25, "e2e_p99_ms": 120, "rss_mb": 64, "drain_rows_per_s": 150000, "sent": 1000, "rows": 4000} {
+		"puback_p99_ms": 9.25, "e2e_p99_ms": 120, "rss_mb": 64, "telegraf_rss_mb": 40, "mosquitto_rss_mb": 24,
+		"cpu_s_per_100k": 300, "pg_cpu_s_per_100k": 50, "stack_cpu_s_per_100k": 350, "load1": 2.25,
+		"drain_rows_per_s": 150000, "sent": 1000, "rows": 4000} {
 		if got[k] != want {
 			t.Errorf("%s: got %v, want %v (line %q)", k, got[k], want, r.Line())
+		}
+	}
+	r.PGNote = "the database is on db.example, not this machine"
+	got, _ = ParseLine(r.Line())
+	for _, k := range []string{"pg_cpu_s_per_100k", "stack_cpu_s_per_100k"} {
+		if v, ok := got[k]; ok {
+			t.Errorf("%s=%v on the line when PostgreSQL's CPU was not measured", k, v)
 		}
 	}
 	if _, err := ParseLine("RESULT uplinks_per_s=x"); err == nil || err.Error() != `RESULT field uplinks_per_s: strconv.ParseFloat: parsing "x": invalid syntax` {

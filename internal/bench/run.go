@@ -5,15 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/sluice-iot/sluice/internal/tcpproxy"
 )
 
 // settleTimeout is how long Run waits, once publishing has ended, for rows to stop arriving.
@@ -25,42 +22,36 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 		return nil, err
 	}
 	kind, _ := kindOf(cfg.Payload)
-	res := &Result{Config: cfg}
+	res := &Result{Config: cfg, Load1: loadAverage()}
 
-	brokerAddr, adminAddr, schema, pid := cfg.Broker, cfg.Admin, cfg.Schema, cfg.PID
-	var proxy *tcpproxy.Proxy
+	schema := cfg.Schema
 	if cfg.Broker == "" {
-		schema = fmt.Sprintf("bench_%d_%d", os.Getpid(), time.Now().Unix())
-		sinkURL := cfg.DatabaseURL
-		if cfg.Outage > 0 {
-			u, _ := url.Parse(cfg.DatabaseURL)
-			var err error
-			if proxy, err = tcpproxy.New(u.Host); err != nil {
-				return nil, fmt.Errorf("database proxy: %w", err)
-			}
-			defer proxy.Close()
-			u.Host = proxy.Addr
-			sinkURL = u.String()
+		schema = freshSchema()
+	}
+	probes := make([]string, min(cfg.Connections, 4))
+	for i := range probes {
+		probes[i] = kind.device(i)
+	}
+	w, err := newWatcher(ctx, cfg.DatabaseURL, schema, probes, kind.probeMetric)
+	if err != nil {
+		return nil, err
+	}
+	defer w.close()
+	pg, pgErr := findPostgres(ctx, w.db, cfg.DatabaseURL, w.app)
+	sys, err := startSystem(ctx, cfg, schema, w)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err := sys.stop(); err != nil {
+			fmt.Fprintf(out, "%s exited with %v\n", sys.name, err)
 		}
-		templates := ""
-		if cfg.Payload == PayloadChirpStack {
-			templates = cfg.Templates
-		}
-		c, err := startChild(ctx, cfg.Sluice, sinkURL, schema, cfg.Fsync, templates, cfg.Profile)
-		if err != nil {
-			dropSchema(cfg.DatabaseURL, schema)
-			return nil, err
-		}
-		defer func() {
-			if err := c.stop(); err != nil {
-				fmt.Fprintf(out, "sluice exited with %v\n", err)
-			}
-			if !cfg.Keep {
-				dropSchema(cfg.DatabaseURL, schema)
-			}
-		}()
-		brokerAddr, adminAddr, pid = c.mqttAddr, c.httpAddr, c.pid()
-		res.Child = true
+	}()
+	w.admin = sys.admin
+	res.System, res.Child = sys.name, sys.child
+	res.ReadingsPerMessage = kind.readings
+	if cfg.Peer != "" {
+		res.ReadingsPerMessage = 1 // a row per message
 	}
 
 	// Connect every publisher before the clock starts.
@@ -70,9 +61,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 		var p mqttClient
 		var err error
 		if cfg.Client == ClientPaho {
-			p, err = dialPaho(brokerAddr, id, byte(cfg.QoS), cfg.Inflight)
+			p, err = dialPaho(sys.broker, id, byte(cfg.QoS), cfg.Inflight)
 		} else {
-			p, err = dialPublisher(brokerAddr, id, byte(cfg.QoS), cfg.Inflight)
+			p, err = dialPublisher(sys.broker, id, byte(cfg.QoS), cfg.Inflight)
 		}
 		if err != nil {
 			for _, p := range pubs[:i] {
@@ -88,33 +79,30 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 		}
 	}()
 
-	probes := make([]string, min(cfg.Connections, 4))
-	for i := range probes {
-		probes[i] = kind.device(i)
-	}
-	w, err := newWatcher(ctx, cfg.DatabaseURL, schema, adminAddr, probes, kind.probeMetric)
-	if err != nil {
-		return nil, err
-	}
-	defer w.close()
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	var watching sync.WaitGroup
-	watching.Add(2)
-	go func() { defer watching.Done(); w.runProbes(watchCtx) }()
-	interval := 50 * time.Millisecond
-	if adminAddr == "" {
-		interval = 500 * time.Millisecond
+	if sys.probes {
+		watching.Add(1)
+		go func() { defer watching.Done(); w.runProbes(watchCtx) }()
 	}
-	go func() { defer watching.Done(); w.runCommitted(watchCtx, interval) }()
+	if sys.polled {
+		interval := 50 * time.Millisecond
+		if sys.admin == "" {
+			interval = 500 * time.Millisecond
+		}
+		watching.Add(1)
+		go func() { defer watching.Done(); w.runCommitted(watchCtx, interval) }()
+	}
 
 	var startRows int64
 	if s, ok := waitSample(ctx, w); ok {
 		startRows = s.rows
 	}
-	var sluice0 procStats
-	if pid > 0 {
-		sluice0, _ = readProc(pid)
+	procs0 := readProcs(sys.procs)
+	var pg0 pgSnapshot
+	if pg != nil {
+		pg0 = pg.snapshot()
 	}
 	gen0 := selfCPU()
 	start := time.Now()
@@ -150,7 +138,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 
 	// The outage: cut the database off for cfg.Outage, a while after the load started.
 	outage := make(chan outageMarks, 1)
-	if proxy != nil {
+	if proxy := sys.proxy; proxy != nil {
 		go func() {
 			warm := min(3*time.Second, cfg.Duration/5)
 			select {
@@ -195,12 +183,19 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 		res.Sent = res.Acked
 	}
 	res.PublishSeconds = pubEnd.Sub(start).Seconds()
-	res.ExpectedRows = res.Sent * int64(kind.readings)
+	res.ExpectedRows = res.Sent * int64(res.ReadingsPerMessage)
 
 	// Wait until every row is committed (or nothing more arrives).
-	doneAt, rows := waitRows(ctx, w, startRows+res.ExpectedRows)
+	doneAt, rows := waitRows(ctx, w, startRows+res.Sent*int64(res.ReadingsPerMessage))
 	res.CommittedRows = rows - startRows
 	res.Seconds = doneAt.Sub(start).Seconds()
+	procs1 := readProcs(sys.procs)
+	if pg != nil {
+		c := cpuBetween(pg0, pg.snapshot(), pg.own(ctx, w.db))
+		res.PGCPU, res.PGWatcherCPU, res.PGProcesses = c.server.Seconds(), c.own.Seconds(), c.processes
+	} else {
+		res.PGNote = pgErr.Error()
+	}
 	stopWatch()
 	watching.Wait()
 	if m, err := w.scrape(ctx, "sluice_buffer_group_messages_sum", "sluice_buffer_group_messages_count",
@@ -210,16 +205,16 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 		res.Fsyncs = int64(m["sluice_buffer_fsync_seconds_count"])
 		res.FsyncSeconds = m["sluice_buffer_fsync_seconds_sum"]
 	}
-
-	if pid > 0 {
-		if s, err := readProc(pid); err == nil {
-			res.SluiceCPU = (s.cpu - sluice0.cpu).Seconds()
-			res.SluiceRSS = s.hwmRSS
-			res.ProcStats = true
+	for _, p := range sys.procs {
+		a, okA := procs0[p.pid]
+		b, okB := procs1[p.pid]
+		if !okA || !okB {
+			continue
 		}
+		res.Procs = append(res.Procs, ProcCost{Name: p.name, CPU: (b.cpu - a.cpu).Seconds(), RSS: b.hwmRSS})
 	}
 	res.GeneratorCPU = (selfCPU() - gen0).Seconds()
-	if n, err := w.count(ctx); err == nil {
+	if n, err := sys.count(ctx); err == nil {
 		res.TableRows = n
 	} else {
 		res.TableRows = -1
@@ -232,16 +227,27 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 	samples := w.samples
 	w.mu.Unlock()
 	res.PeakRowsPerSecond = peakRate(samples, time.Second)
-	if proxy != nil {
+	if sys.proxy != nil {
 		select {
 		case m := <-outage:
-			res.Drain = drainOf(m, samples, startRows, int64(kind.readings), cfg.QoS)
+			res.Drain = drainOf(m, samples, startRows, int64(res.ReadingsPerMessage), cfg.QoS)
 		default:
 		}
 	}
 	res.finish()
 	res.print(out)
 	return res, nil
+}
+
+// readProcs reads the CPU time and peak RSS of each process it can.
+func readProcs(procs []proc) map[int]procStats {
+	out := map[int]procStats{}
+	for _, p := range procs {
+		if s, err := readProc(p.pid); err == nil {
+			out[p.pid] = s
+		}
+	}
+	return out
 }
 
 // load publishes from one connection until n messages (n > 0) or the deadline, at one

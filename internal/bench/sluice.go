@@ -3,7 +3,6 @@ package bench
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -179,22 +178,11 @@ const clockTick = 10 * time.Millisecond
 // readProc reads the CPU time and peak RSS of pid from /proc.
 func readProc(pid int) (procStats, error) {
 	var s procStats
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	cpu, _, err := procParent(pid)
 	if err != nil {
 		return s, err
 	}
-	// Fields after the command (which may hold spaces) start after the last ')'.
-	i := strings.LastIndexByte(string(stat), ')')
-	if i < 0 {
-		return s, errors.New("malformed /proc stat")
-	}
-	f := strings.Fields(string(stat[i+1:]))
-	if len(f) < 13 {
-		return s, errors.New("malformed /proc stat")
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	s.cpu = time.Duration(utime+stime) * clockTick
+	s.cpu = cpu
 	st, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return s, err

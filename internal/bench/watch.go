@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ const probeInterval = 5 * time.Millisecond
 // (end-to-end latency) and how many rows the sink has committed.
 type watcher struct {
 	db     *pgxpool.Pool
+	app    string // application_name of its connections
 	admin  string // host:port of Sluice's admin listener, "" when unknown
 	http   *http.Client
 	probes []string // device ids whose probe metric is watched
@@ -37,14 +39,15 @@ type sample struct {
 	rows int64
 }
 
-func newWatcher(ctx context.Context, dbURL, schema, admin string, probes []string, metric string) (*watcher, error) {
+func newWatcher(ctx context.Context, dbURL, schema string, probes []string, metric string) (*watcher, error) {
 	cfg, err := pgxpool.ParseConfig(dbURL)
 	if err != nil {
 		return nil, fmt.Errorf("database url: %w", err)
 	}
 	cfg.MaxConns = 3
 	cfg.ConnConfig.RuntimeParams["search_path"] = schema
-	cfg.ConnConfig.RuntimeParams["application_name"] = "sluice-bench"
+	app := fmt.Sprintf("sluice-bench-%d", os.Getpid())
+	cfg.ConnConfig.RuntimeParams["application_name"] = app
 	db, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err == nil {
 		err = db.Ping(ctx)
@@ -52,7 +55,7 @@ func newWatcher(ctx context.Context, dbURL, schema, admin string, probes []strin
 	if err != nil {
 		return nil, fmt.Errorf("connect to the database: %w", err)
 	}
-	return &watcher{db: db, admin: admin, http: &http.Client{Timeout: 2 * time.Second},
+	return &watcher{db: db, app: app, http: &http.Client{Timeout: 2 * time.Second},
 		probes: probes, metric: metric}, nil
 }
 
@@ -125,9 +128,7 @@ func (w *watcher) runCommitted(ctx context.Context, interval time.Duration) {
 	defer tick.Stop()
 	for {
 		if n, err := w.committed(ctx); err == nil {
-			w.mu.Lock()
-			w.samples = append(w.samples, sample{time.Now(), n})
-			w.mu.Unlock()
+			w.record(sample{time.Now(), n})
 		}
 		select {
 		case <-ctx.Done():
@@ -212,6 +213,13 @@ func (w *watcher) count(ctx context.Context) (int64, error) {
 	err := w.db.QueryRow(ctx, "SELECT (SELECT count(*) FROM measurements_standard) + (SELECT count(*) FROM text_standard)"+
 		" + (SELECT count(*) FROM bool_standard) + (SELECT count(*) FROM location_standard)").Scan(&n)
 	return n, err
+}
+
+// record adds a sample of the rows committed so far.
+func (w *watcher) record(s sample) {
+	w.mu.Lock()
+	w.samples = append(w.samples, s)
+	w.mu.Unlock()
 }
 
 // lastSample returns the latest committed-rows sample.
