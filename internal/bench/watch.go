@@ -55,7 +55,9 @@ func newWatcher(ctx context.Context, dbURL, schema string, probes []string, metr
 	if err != nil {
 		return nil, fmt.Errorf("connect to the database: %w", err)
 	}
-	return &watcher{db: db, app: app, http: &http.Client{Timeout: 2 * time.Second},
+	// Uncompressed: gzip would make Sluice spend CPU on the benchmark's polling.
+	return &watcher{db: db, app: app,
+		http: &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableCompression: true}},
 		probes: probes, metric: metric}, nil
 }
 
