@@ -57,7 +57,7 @@ func newWatcher(ctx context.Context, dbURL, schema string, probes []string, metr
 	}
 	// Uncompressed: gzip would make Sluice spend CPU on the benchmark's polling.
 	return &watcher{db: db, app: app,
-		http: &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableCompression: true}},
+		http:   &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableCompression: true}},
 		probes: probes, metric: metric}, nil
 }
 
