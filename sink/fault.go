@@ -31,8 +31,9 @@ func (f fault) String() string {
 // whose SQLSTATE names the rows is a data fault; everything else (connection classes 08, 53
 // insufficient resources, 57 operator intervention, 40 transaction rollback, a timeout, an
 // error without SQLSTATE) is transient: retrying a whole batch is always safe, dropping rows
-// on a guess never is. The expected conflict (23505 unique_violation) cannot reach here: the
-// merge skips existing rows with ON CONFLICT DO NOTHING; if it does, it is retried.
+// on a guess never is. The expected conflict (23505 unique_violation) does not reach here: a
+// direct copy meeting stored rows is merged again with ON CONFLICT DO NOTHING
+// (writer.writeWith); if it does, it is retried.
 func faultOf(err error) (fault, string) {
 	var kc *kindConflict
 	if errors.As(err, &kc) {

@@ -202,6 +202,14 @@ ON CONFLICT (tenant, device) DO UPDATE SET
 	last_failure_at = greatest(d.last_failure_at, EXCLUDED.last_failure_at),
 	updated_at = now()`
 
+// store upserts inv into the devices table in tx when it holds devices (inv may be nil).
+func (inv *inventory) store(ctx context.Context, tx pgx.Tx, table string) error {
+	if inv == nil || inv.len() == 0 {
+		return nil
+	}
+	return inv.upsert(ctx, tx, table)
+}
+
 // upsert writes inv into the devices table in tx, in one statement.
 func (inv *inventory) upsert(ctx context.Context, tx pgx.Tx, table string) error {
 	n := len(inv.devs)

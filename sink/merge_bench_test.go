@@ -16,11 +16,13 @@ import (
 // BenchmarkWriteBatch compares what an idempotent write costs against a plain COPY, for
 // batches of 5,000 new readings over 50 series:
 //
-//   - staging+merge: the writer (COPY into a temporary table, INSERT … ON CONFLICT DO NOTHING
-//     into the class table, latest moved forward), one transaction;
+//   - staging+merge: the writer, one transaction: since the direct copy, COPY straight into
+//     the class table and latest moved forward (the name stays, for the figures of
+//     docs/benchmarks.md); BenchmarkPGCPU/staged is the staging merge alone;
 //
 //   - staging+merge, redelivered: the same batch again (every row a conflict), as after a
-//     crash or a replay;
+//     crash or a replay: the direct copy fails at its first row and the batch is merged
+//     through the staging table (COPY into a temporary table, INSERT … ON CONFLICT DO NOTHING);
 //
 //   - stage+merge only, unnest+merge only: the two idempotent merges without the latest
 //     table (COPY into the staging table then INSERT … SELECT, or one INSERT … SELECT FROM

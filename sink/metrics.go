@@ -71,6 +71,7 @@ type targetMetrics struct {
 	pending      prometheus.Gauge
 	deadLetters  *prometheus.CounterVec
 	lost         prometheus.Counter
+	duplicates   prometheus.Counter
 }
 
 func newTargetMetrics(reg prometheus.Registerer, target string) *targetMetrics {
@@ -102,6 +103,9 @@ func newTargetMetrics(reg prometheus.Registerer, target string) *targetMetrics {
 		lost: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_sink_lost_messages_total", Help: "Messages the buffer evicted (nats.when_full: drop_oldest, or nats.max_age) before the target committed them.", ConstLabels: l,
 		}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_sink_duplicate_batches_total", Help: "Batches (or parts of a batch being isolated) whose direct COPY met readings already stored or a concurrent writer's, and were merged again through the staging table skipping what is stored: redeliveries, replays, overlapping writers.", ConstLabels: l,
+		}),
 	}
 	for _, k := range []string{"transient", "data"} { // every series exists from the start, at 0
 		m.errors.WithLabelValues(k)
@@ -109,6 +113,6 @@ func newTargetMetrics(reg prometheus.Registerer, target string) *targetMetrics {
 	for _, r := range []string{"invalid", "refused", "unreadable"} {
 		m.deadLetters.WithLabelValues(r)
 	}
-	reg.MustRegister(m.rows, m.batches, m.batchRows, m.batchSeconds, m.errors, m.pending, m.deadLetters, m.lost)
+	reg.MustRegister(m.rows, m.batches, m.batchRows, m.batchSeconds, m.errors, m.pending, m.deadLetters, m.lost, m.duplicates)
 	return m
 }

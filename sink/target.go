@@ -65,14 +65,17 @@ func NewTarget(cfg TargetConfig, buf *Buffer, log zerolog.Logger, reg prometheus
 	buf.holdFloor(consumerName(cfg.Name))
 	jobs := newJobWatch(cfg.Jobs, cfg.Schema, log)
 	reg.MustRegister(newJobCollector(cfg.Name, jobs))
+	m := newTargetMetrics(reg, cfg.Name)
+	w := newWriter(pool, cfg.Schema, cfg.Storage)
+	w.fallbacks = m.duplicates
 	return &Target{
 		cfg:   cfg,
 		buf:   buf,
 		log:   log,
 		warn:  log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Second}),
-		m:     newTargetMetrics(reg, cfg.Name),
+		m:     m,
 		pool:  pool,
-		w:     newWriter(pool, cfg.Schema, cfg.Storage),
+		w:     w,
 		jobs:  jobs,
 		state: StateStarting,
 	}, nil

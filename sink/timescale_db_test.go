@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-iot/sluice/internal/pgtest"
 )
@@ -139,6 +140,17 @@ func TestTimescaleAggregatesKeepHistory(t *testing.T) {
 	late := row{key: seriesKey{"acme", "dev-0", "temp"}, time: now.Add(-20*24*time.Hour + 7*time.Minute), value: 1000}
 	if _, err := w.write(ctx, []row{late}); err != nil {
 		t.Fatal(err)
+	}
+	raw++
+	// The same reading again (a redelivery) beside a new one, into the compressed chunk: the
+	// copy meets the stored reading, and the merge stores the new one only.
+	w.fallbacks = prometheus.NewCounter(prometheus.CounterOpts{Name: "fallbacks"})
+	again := []row{late, {key: late.key, time: late.time.Add(time.Minute), value: 1}}
+	if n, err := w.write(ctx, again); err != nil || n != 1 {
+		t.Fatalf("a redelivered and a new reading into a compressed chunk = %d, %v; want 1 new row", n, err)
+	}
+	if got := counterValue(t, w.fallbacks); got != 1 {
+		t.Errorf("fallbacks = %v, want 1", got)
 	}
 	raw++
 	runJobs(t, db, cfg.Schema, "policy_refresh_continuous_aggregate")

@@ -1,13 +1,18 @@
 package sink
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-iot/sluice"
 )
@@ -50,7 +55,12 @@ type writer struct {
 	// Qualified table names: writes never depend on the search path.
 	seriesTable, latest, devices string
 	tables                       []string             // measurements table by class index
+	tableIDs                     []pgx.Identifier     // the same, for COPY
 	typedTables                  [][len(kinds)]string // typed tables by class index and kind
+
+	// fallbacks counts the batches whose direct copy met stored rows or a lock conflict and
+	// were merged through the staging table instead (nil: not counted).
+	fallbacks prometheus.Counter
 
 	mu     sync.Mutex
 	series map[seriesKey]seriesRef
@@ -87,6 +97,7 @@ func newWriter(pool *pgxpool.Pool, schema string, storage StorageConfig) *writer
 	}
 	for _, name := range w.classes.names {
 		w.tables = append(w.tables, classNames{schema, name}.qtable())
+		w.tableIDs = append(w.tableIDs, pgx.Identifier{schema, classNames{schema, name}.table()})
 		var typed [len(kinds)]string
 		for _, k := range typedKinds {
 			typed[k] = typedNames{schema, name, k}.qtable()
@@ -96,15 +107,21 @@ func newWriter(pool *pgxpool.Pool, schema string, storage StorageConfig) *writer
 	return w
 }
 
-// write stores rows in one transaction: COPY into the staging table, merge into each class's
-// table skipping rows already there, and move latest forward for every series whose newest row
-// is newer than what latest holds. It returns how many rows were new.
+// write stores rows in one transaction and moves latest forward for every series whose newest
+// row is newer than what latest holds, skipping rows already stored. It returns how many rows
+// were new.
 func (w *writer) write(ctx context.Context, rows []row) (int64, error) {
 	return w.writeWith(ctx, rows, nil)
 }
 
 // writeWith is write that also updates the device inventory with inv (when not nil and not
 // empty) in the same transaction.
+//
+// The rows are copied straight into their class tables (copyRows): a live feed's batch is new,
+// and that costs PostgreSQL a fraction of a merge. When the copy meets a row already stored (a
+// redelivery, a replay, a concurrent writer) or a lock conflict, the transaction is rolled back
+// and the batch written again through the staging table, skipping what is stored
+// (writeStaged), and w.fallbacks counts it.
 func (w *writer) writeWith(ctx context.Context, rows []row, inv *inventory) (int64, error) {
 	refs, err := w.seriesIDs(ctx, rows)
 	if err != nil {
@@ -113,16 +130,138 @@ func (w *writer) writeWith(ctx context.Context, rows []row, inv *inventory) (int
 	var inserted int64
 	err = pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
 		if len(rows) > 0 {
+			if inserted, err = w.copyRows(ctx, tx, rows, refs); err != nil {
+				return err
+			}
+		}
+		return inv.store(ctx, tx, w.devices)
+	})
+	if !mustMerge(err) {
+		return inserted, err
+	}
+	if w.fallbacks != nil {
+		w.fallbacks.Inc()
+	}
+	return w.writeStaged(ctx, rows, refs, inv)
+}
+
+// writeStaged is writeWith through the staging table: every row goes through INSERT … ON
+// CONFLICT DO NOTHING in key order (merge), so that rows already stored are skipped and
+// concurrent writers lock rows in the same order.
+func (w *writer) writeStaged(ctx context.Context, rows []row, refs []seriesRef, inv *inventory) (int64, error) {
+	var inserted int64
+	err := pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
+		var err error
+		if len(rows) > 0 {
 			if inserted, err = w.merge(ctx, tx, rows, refs); err != nil {
 				return err
 			}
 		}
-		if inv != nil && inv.len() > 0 {
-			return inv.upsert(ctx, tx, w.devices)
-		}
-		return nil
+		return inv.store(ctx, tx, w.devices)
 	})
 	return inserted, err
+}
+
+// mustMerge reports whether a direct copy failed because some rows are stored already
+// (unique_violation) or a concurrent transaction holds them (deadlock, serialization
+// failure): the batch is then written through the staging merge instead.
+func mustMerge(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code {
+	case "23505", "40P01", "40001":
+		return true
+	}
+	return false
+}
+
+// copyRows is the fast step of write inside tx: rows (whose series refs are resolved) are
+// copied into their classes' tables with one binary COPY per class, and latest moves forward
+// from their newest row per series, computed here. It fails with unique_violation when a row
+// is already stored (or twice in rows). Typed rows take the staging merge (mergeTyped).
+// It returns how many rows were stored.
+func (w *writer) copyRows(ctx context.Context, tx pgx.Tx, rows []row, refs []seriesRef) (int64, error) {
+	typed, err := checkKinds(rows, refs)
+	if err != nil {
+		return 0, err
+	}
+	var inserted int64
+	if typed > 0 {
+		n, err := w.mergeTyped(ctx, tx, rows, refs, typed)
+		if err != nil {
+			return 0, err
+		}
+		inserted += n
+		if typed == len(rows) {
+			return inserted, nil
+		}
+		rows, refs = numericRows(rows, refs, typed)
+	}
+	// Rows go in key order, class by class: each class's rows are one COPY, neighbours in an
+	// index go in together, a series' rows of a batch lie together in the heap, and concurrent
+	// writers meet each other's keys in the same order.
+	order := make([]int, len(rows))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		if c := cmp.Compare(refs[a].class, refs[b].class); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(refs[a].id, refs[b].id); c != 0 {
+			return c
+		}
+		return rows[a].time.Compare(rows[b].time)
+	})
+	cols := []string{"time", "series_id", "value"}
+	for lo := 0; lo < len(order); {
+		c := refs[order[lo]].class
+		hi := lo + 1
+		for hi < len(order) && refs[order[hi]].class == c {
+			hi++
+		}
+		part := order[lo:hi]
+		copied, err := tx.CopyFrom(ctx, w.tableIDs[c], cols, pgx.CopyFromSlice(len(part), func(j int) ([]any, error) {
+			i := part[j]
+			return []any{rows[i].time, refs[i].id, rows[i].value}, nil
+		}))
+		if err != nil {
+			return 0, fmt.Errorf("copy %d rows to %s: %w", len(part), w.tables[c], err)
+		}
+		inserted += copied
+		lo = hi
+	}
+	return inserted, w.moveLatest(ctx, tx, rows, refs, order)
+}
+
+// moveLatest replaces the latest row of each series in rows by its newest row there, when
+// that is newer than the stored one; of rows of equal time, the first counts. order sorts
+// rows by series (as copyRows does), so that concurrent writers lock latest's rows in the
+// same order.
+func (w *writer) moveLatest(ctx context.Context, tx pgx.Tx, rows []row, refs []seriesRef, order []int) error {
+	var (
+		ids    []int64
+		times  []time.Time
+		values []float64
+	)
+	for k, i := range order {
+		r := &rows[i]
+		if k == 0 || refs[i].id != ids[len(ids)-1] {
+			ids, times, values = append(ids, refs[i].id), append(times, r.time), append(values, r.value)
+		} else if r.time.After(times[len(times)-1]) {
+			times[len(times)-1], values[len(values)-1] = r.time, r.value
+		}
+	}
+	_, err := tx.Exec(ctx, "INSERT INTO "+w.latest+" AS l (series_id, time, value)"+
+		" SELECT * FROM unnest($1::int8[], $2::timestamptz[], $3::float8[])"+
+		" ON CONFLICT (series_id) DO UPDATE SET time = EXCLUDED.time, value = EXCLUDED.value WHERE l.time < EXCLUDED.time",
+		ids, times, values)
+	if err != nil {
+		return fmt.Errorf("update latest values: %w", err)
+	}
+	return nil
 }
 
 // merge is the idempotent step of write inside tx: rows (whose series refs are resolved) are
