@@ -234,6 +234,7 @@ scripts_dir: /etc/sluice/decoders
 templates_dir: /etc/sluice/templates
 watch: true
 timeout: 250ms
+wall_timeout: 2s
 max_script_size: 512KiB
 max_output_size: 1MiB
 max_call_stack: 500
@@ -243,7 +244,7 @@ pool_size: 8
 		t.Fatal(err)
 	}
 	want := Config{ScriptsDir: "/etc/sluice/decoders", TemplatesDir: "/etc/sluice/templates", Watch: true,
-		Timeout: 250 * time.Millisecond, MaxScriptSize: 512 << 10, MaxOutputSize: 1 << 20, MaxCallStack: 500, PoolSize: 8}
+		Timeout: 250 * time.Millisecond, WallTimeout: 2 * time.Second, MaxScriptSize: 512 << 10, MaxOutputSize: 1 << 20, MaxCallStack: 500, PoolSize: 8}
 	if cfg != want {
 		t.Errorf("cfg = %+v, want %+v", cfg, want)
 	}
