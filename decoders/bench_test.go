@@ -173,3 +173,21 @@ func BenchmarkTemplate(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkScriptCallGuard is what guarding one script call costs, with nothing to run: lock
+// the goroutine to its thread, name and read the thread's CPU clock, arm and disarm the
+// watchdog, recover.
+func BenchmarkScriptCallGuard(b *testing.B) {
+	s := mustScript(b, benchScript)
+	v, err := s.cur.Load().pool.get(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	nothing := func() (goja.Value, error) { return nil, nil }
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := v.call(nothing); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

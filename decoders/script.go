@@ -138,6 +138,9 @@ func (s *Script) Decode(ctx context.Context, in *Input) (*Output, error) {
 // it is retried once, on a fresh runtime with a fresh budget.
 func (p *program) decode(ctx context.Context, in *Input) (*Output, error) {
 	out, err := p.attempt(ctx, in)
+	if err == nil { // before errors.As, whose target would cost an allocation per call
+		return out, nil
+	}
 	var starved *starvedError
 	if !errors.As(err, &starved) || ctx.Err() != nil {
 		return out, err
