@@ -40,7 +40,7 @@ type watchdog struct {
 	clock       int32
 	cpuStart    time.Duration
 	start       time.Time
-	interrupted bool // the runtime was interrupted: an interrupt may be pending
+	interrupted bool // the runtime was interrupted, for good: it is discarded, never re-armed
 	overran     bool // the call outlasted its budget in wall-clock time, within its CPU budget
 }
 
