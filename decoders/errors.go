@@ -12,8 +12,12 @@ import (
 
 // Sentinel causes of a failed decode, wrapped in a *DecodeError; test them with errors.Is.
 var (
-	// ErrTimeout: the script ran past its wall-clock budget and was interrupted.
+	// ErrTimeout: the script used up its budget (CPU time of its thread on Linux, wall-clock
+	// time elsewhere), or the caller's deadline passed, and was interrupted.
 	ErrTimeout = errors.New("script timed out")
+	// ErrStarved: the wall-clock ceiling ended the script before it used its CPU budget, and
+	// again when retried: the machine was too busy to run it.
+	ErrStarved = errors.New("script starved of CPU")
 	// ErrStackOverflow: the script nested calls deeper than the configured limit.
 	ErrStackOverflow = errors.New("script exceeded the call stack limit")
 	// ErrThrown: the script threw an exception.
@@ -54,6 +58,8 @@ func Reason(err error) string {
 		return ""
 	case errors.Is(err, ErrTimeout):
 		return "timeout"
+	case errors.Is(err, ErrStarved):
+		return "starved"
 	case errors.Is(err, ErrStackOverflow):
 		return "stack_overflow"
 	case errors.Is(err, ErrThrown):
@@ -89,7 +95,11 @@ func scriptFailure(err error) (line, col int, cause error) {
 	switch {
 	case errors.As(err, &interrupted):
 		line, col = position(interrupted.Stack())
-		if cause, ok := interrupted.Value().(error); ok && cause != ErrTimeout {
+		cause, ok := interrupted.Value().(error)
+		if ok && errors.Is(cause, ErrStarved) {
+			return line, col, cause
+		}
+		if ok && cause != ErrTimeout {
 			return line, col, fmt.Errorf("script interrupted: %w", cause) // the caller's context
 		}
 		return line, col, ErrTimeout

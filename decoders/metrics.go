@@ -16,6 +16,8 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 	reloads  *prometheus.CounterVec
 	runtimes *prometheus.CounterVec
+	overruns *prometheus.CounterVec
+	retries  *prometheus.CounterVec
 }
 
 // NewMetrics creates the sluice_decoder_* metrics and registers them on reg.
@@ -25,10 +27,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "sluice_decoder_calls_total", Help: "Decode calls, by decoder.",
 		}, []string{"decoder"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_decoder_failures_total", Help: "Failed decode calls, by decoder and reason (timeout, exception, reported, invalid_output, output_too_large, stack_overflow, payload, busy, cancelled, other).",
+			Name: "sluice_decoder_failures_total", Help: "Failed decode calls, by decoder and reason (timeout, starved, exception, reported, invalid_output, output_too_large, stack_overflow, payload, busy, cancelled, other).",
 		}, []string{"decoder", "reason"}),
 		timeouts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_decoder_timeouts_total", Help: "Script calls interrupted by the timeout, by decoder.",
+			Name: "sluice_decoder_timeouts_total", Help: "Decode calls that failed because the script used up its timeout (CPU time of its thread; wall-clock time without per-thread CPU clocks) or the caller's deadline passed, by decoder.",
 		}, []string{"decoder"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "sluice_decoder_duration_seconds", Help: "Time of one decode call, by decoder.",
@@ -40,11 +42,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		runtimes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_decoder_runtimes_total", Help: "JavaScript runtimes created and discarded (event created, discarded), by decoder.",
 		}, []string{"decoder", "event"}),
+		overruns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_decoder_wall_overruns_total", Help: "Script calls that took longer than the timeout in wall-clock time but were let finish because their thread used less CPU than the timeout (a wall-clock limit would have failed them), by decoder.",
+		}, []string{"decoder"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_decoder_retries_total", Help: "Decodes retried once because the wall-clock ceiling ended the script before it used its CPU budget (the machine was starved), by decoder and result of the retry (ok, starved, failed).",
+		}, []string{"decoder", "result"}),
 	}
 	for _, r := range []string{"ok", "error", "removed"} { // every series exists from the start, at 0
 		m.reloads.WithLabelValues(r)
 	}
-	for _, c := range []prometheus.Collector{m.calls, m.failures, m.timeouts, m.duration, m.reloads, m.runtimes} {
+	for _, c := range []prometheus.Collector{m.calls, m.failures, m.timeouts, m.duration, m.reloads, m.runtimes, m.overruns, m.retries} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -73,6 +81,10 @@ func (m *Metrics) wrap(d Decoder) Decoder {
 	if _, ok := d.(*Script); ok {
 		m.runtimes.WithLabelValues(name, "created")
 		m.runtimes.WithLabelValues(name, "discarded")
+		m.overruns.WithLabelValues(name)
+		for _, r := range retryResults {
+			m.retries.WithLabelValues(name, r)
+		}
 	}
 	return &instrumented{
 		Decoder:  d,
@@ -114,5 +126,20 @@ func (m *Metrics) runtime(decoder, event string) {
 	}
 }
 
+func (m *Metrics) overrun(decoder string) {
+	if m != nil {
+		m.overruns.WithLabelValues(decoder).Inc()
+	}
+}
+
+func (m *Metrics) retry(decoder, result string) {
+	if m != nil {
+		m.retries.WithLabelValues(decoder, result).Inc()
+	}
+}
+
+// retryResults are the results of the retry of a starved decode.
+var retryResults = []string{"ok", "starved", "failed"}
+
 // reasons are the values Reason returns for a failure.
-var reasons = []string{"timeout", "stack_overflow", "exception", "reported", "invalid_output", "output_too_large", "payload", "busy", "cancelled", "other"}
+var reasons = []string{"timeout", "starved", "stack_overflow", "exception", "reported", "invalid_output", "output_too_large", "payload", "busy", "cancelled", "other"}

@@ -12,14 +12,14 @@ import (
 // decode runs the script's entry point on one uplink and turns its result into an Output.
 // Everything that may run script code (the call, and reading the result, whose getters and
 // proxies are JavaScript too) happens under one time budget and one recover.
-func (v *vm) decode(in *Input, deadline time.Time) (*Output, error) {
+func (v *vm) decode(in *Input) (*Output, error) {
 	recv := in.RecvTime
 	if recv.IsZero() {
 		recv = time.Now().UTC()
 	}
 	v.device = in.Device
 	var out *Output
-	_, err := v.call(time.Until(deadline), func() (goja.Value, error) {
+	_, err := v.call(func() (goja.Value, error) {
 		var err error
 		out, err = v.run(in, recv)
 		return nil, err

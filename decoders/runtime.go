@@ -40,24 +40,23 @@ type vm struct {
 	date      goja.Value    // the Date constructor
 	str       goja.Callable // the String function, taken before the script ran
 	bytes     [256]goja.Value
-	device    string      // device of the current call, for console logs
-	broken    bool        // interrupted or panicked: never reuse
-	timer     *time.Timer // interrupts the runtime; armed only during a call
+	device    string    // device of the current call, for console logs
+	broken    bool      // interrupted or panicked: never reuse
+	wd        *watchdog // interrupts the runtime; armed only during a call
 }
 
 // newVM creates a runtime, hardens it, runs the script's top level under the time budget and
 // finds its entry point.
 func newVM(p *program) (*vm, error) {
 	v := &vm{rt: goja.New(), p: p}
-	v.timer = time.AfterFunc(time.Hour, func() { v.rt.Interrupt(ErrTimeout) })
-	v.timer.Stop()
+	v.wd = newWatchdog(v.rt, p.readCPU)
 	if err := v.harden(p.cfg.MaxCallStack); err != nil {
 		return nil, err
 	}
 	v.date = v.rt.Get("Date") // the real constructor, whatever the script does to the global
 	// The top level and the look-up of the entry points (a global may be a getter) run under
 	// the time budget.
-	_, err := v.call(p.cfg.Timeout, func() (goja.Value, error) {
+	_, err := v.call(func() (goja.Value, error) {
 		if _, err := v.rt.RunProgram(p.prg); err != nil {
 			return nil, err
 		}
@@ -90,18 +89,23 @@ func newVM(p *program) (*vm, error) {
 	return v, nil
 }
 
-// call runs fn with a wall-clock budget: a timer interrupts the runtime when it runs out. A
-// runtime whose timer fired, or that panicked, is marked broken and must be discarded, since
-// an interrupt may land after fn returned. What the script threw is turned into text before
-// the budget is lifted (see settle): the error returned holds no JavaScript value.
-func (v *vm) call(timeout time.Duration, fn func() (goja.Value, error)) (res goja.Value, err error) {
-	if timeout <= 0 {
-		return nil, ErrTimeout
-	}
-	v.timer.Reset(timeout)
+// call runs fn on the calling goroutine's OS thread, locked to it, with the script's budget:
+// Timeout of that thread's CPU time, within the wall-clock ceiling (see watchdog; Timeout of
+// wall-clock time where threads have no CPU clock). A runtime the watchdog interrupted, or
+// that panicked, is marked broken and must be discarded, since an interrupt may land after fn
+// returned. What the script threw is turned into text before the budget is lifted (see
+// settle): the error returned holds no JavaScript value.
+func (v *vm) call(fn func() (goja.Value, error)) (res goja.Value, err error) {
+	clock, cpu := lockThread()
+	defer unlockThread()
+	v.wd.arm(v.p.cfg.Timeout, v.p.cfg.wallTimeout(), clock, cpu)
 	defer func() {
-		if !v.timer.Stop() {
+		fired, overran := v.wd.disarm()
+		if fired {
 			v.broken = true
+		}
+		if overran {
+			v.p.metrics.overrun(v.p.name)
 		}
 		if r := recover(); r != nil { // settle panicked: nothing of the script may be formatted
 			v.broken = true

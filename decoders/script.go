@@ -31,6 +31,8 @@ type program struct {
 	cfg     Config
 	pool    *pool
 	console zerolog.Logger // sampled
+	metrics *Metrics       // may be nil
+	readCPU cpuReader      // reads the CPU clock of a script's thread
 }
 
 // ScriptOptions are the optional parts of a script decoder.
@@ -40,7 +42,8 @@ type ScriptOptions struct {
 	Units map[string]string
 	// Log receives console output (sampled) and is given decoder and device fields.
 	Log zerolog.Logger
-	// Metrics, when set, counts the runtimes created and discarded.
+	// Metrics, when set, counts the runtimes created and discarded, the calls that outlasted
+	// their budget in wall-clock time but not in CPU time, and the retries of starved calls.
 	Metrics *Metrics
 }
 
@@ -94,7 +97,7 @@ func compile(name, file string, src []byte, cfg Config, opts ScriptOptions) (*pr
 		return nil, &CompileError{File: file, Line: line, Column: col, Err: cause}
 	}
 	p := &program{
-		name: name, file: file, prg: prg, units: opts.Units, cfg: cfg,
+		name: name, file: file, prg: prg, units: opts.Units, cfg: cfg, metrics: opts.Metrics, readCPU: readThreadCPU,
 		console: opts.Log.With().Str("component", "decoders").Str(fieldDecoder, name).Logger().
 			Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Second}),
 	}
@@ -130,15 +133,42 @@ func (s *Script) Decode(ctx context.Context, in *Input) (*Output, error) {
 	return out, nil
 }
 
+// decode runs one decode on a runtime from the pool. A call the wall-clock ceiling ended before
+// it used its CPU budget (ErrStarved) says the machine was busy, not that the script is slow:
+// it is retried once, on a fresh runtime with a fresh budget.
 func (p *program) decode(ctx context.Context, in *Input) (*Output, error) {
+	out, err := p.attempt(ctx, in)
+	if err == nil { // before errors.As, whose target would cost an allocation per call
+		return out, nil
+	}
+	var starved *starvedError
+	if !errors.As(err, &starved) || ctx.Err() != nil {
+		return out, err
+	}
+	out, err = p.attempt(ctx, in)
+	switch {
+	case err == nil:
+		p.metrics.retry(p.name, "ok")
+	case errors.As(err, &starved):
+		starved.retried = true
+		p.metrics.retry(p.name, "starved")
+	default:
+		p.metrics.retry(p.name, "failed")
+	}
+	return out, err
+}
+
+// attempt is one decode call on a runtime from the pool. The caller's context bounds it in
+// wall-clock time: its deadline interrupts the script with ErrTimeout, its cancellation with
+// its cause.
+func (p *program) attempt(ctx context.Context, in *Input) (*Output, error) {
 	v, err := p.pool.get(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer p.pool.put(v)
-	deadline := time.Now().Add(p.cfg.Timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return nil, ErrTimeout
 	}
 	if ctx.Done() != nil { // a cancelled caller interrupts the script too
 		stop := context.AfterFunc(ctx, func() {
@@ -154,5 +184,5 @@ func (p *program) decode(ctx context.Context, in *Input) (*Output, error) {
 			}
 		}()
 	}
-	return v.decode(in, deadline)
+	return v.decode(in)
 }

@@ -19,13 +19,14 @@ func TestConfigValidate(t *testing.T) {
 	if err := DefaultConfig().Validate(); err != nil {
 		t.Fatalf("DefaultConfig().Validate() = %v", err)
 	}
-	bad := Config{Watch: true, MaxCallStack: 1, PoolSize: 0}
+	bad := Config{Watch: true, WallTimeout: time.Hour, MaxCallStack: 1, PoolSize: 0}
 	err := bad.Validate()
 	if err == nil {
 		t.Fatal("Validate() = nil, want errors")
 	}
 	want := []string{
 		"timeout: 0s is out of range (want more than 0 and at most 1m)",
+		"wall_timeout: 1h0m0s is out of range (want 0 for 10 × timeout, or from timeout 0s to 10m)",
 		"max_script_size: 0B is out of range (want 1KiB to 64MiB)",
 		"max_output_size: 0B is out of range (want 1KiB to 64MiB)",
 		"max_call_stack: 1 is out of range (want 16 to 100000)",
@@ -233,6 +234,7 @@ scripts_dir: /etc/sluice/decoders
 templates_dir: /etc/sluice/templates
 watch: true
 timeout: 250ms
+wall_timeout: 2s
 max_script_size: 512KiB
 max_output_size: 1MiB
 max_call_stack: 500
@@ -242,7 +244,7 @@ pool_size: 8
 		t.Fatal(err)
 	}
 	want := Config{ScriptsDir: "/etc/sluice/decoders", TemplatesDir: "/etc/sluice/templates", Watch: true,
-		Timeout: 250 * time.Millisecond, MaxScriptSize: 512 << 10, MaxOutputSize: 1 << 20, MaxCallStack: 500, PoolSize: 8}
+		Timeout: 250 * time.Millisecond, WallTimeout: 2 * time.Second, MaxScriptSize: 512 << 10, MaxOutputSize: 1 << 20, MaxCallStack: 500, PoolSize: 8}
 	if cfg != want {
 		t.Errorf("cfg = %+v, want %+v", cfg, want)
 	}
@@ -256,6 +258,7 @@ func TestMetricsTimeouts(t *testing.T) {
 	writeFile(t, filepath.Join(scripts, "loop.js"), `function Decoder(bytes) { while (bytes[0] === 1) {} return {ok: true} }`)
 	cfg := DefaultConfig()
 	cfg.ScriptsDir = scripts
+	cfg.WallTimeout = time.Minute // the CPU budget, not a starved machine, must end the loop
 	reg := prometheus.NewRegistry()
 	s, err := Open(cfg, zerolog.Nop(), reg)
 	if err != nil {
