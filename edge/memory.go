@@ -7,11 +7,12 @@ import (
 )
 
 // DefaultMemoryLimit is the Go runtime's soft memory limit when neither memory_limit nor
-// GOMEMLIMIT says otherwise. It bounds what the garbage collector lets accumulate between
-// cycles — above all the embedded JetStream file store's cached blocks, which the store
-// holds only weakly once flushed and read, so a collection releases them — and it is a soft
-// limit: a live heap above it costs CPU (the collector runs more often, at most about half
-// of the CPU), never a failure. docs/operations.md gives the figures per board size.
+// GOMEMLIMIT says otherwise. It bounds what accumulates between collections: the garbage
+// (with GOGC=100 the heap grows to twice the live heap first), and the embedded JetStream
+// file store's pooled block buffers and the caches it holds only weakly. It cannot free what
+// is live — the store's write cache of the last 10 s, the de-duplication window — and it is a
+// soft limit: a live heap near it costs CPU (the collector runs more often, at most about half
+// of the CPU), never a failure. docs/operations.md ("Memory by board") gives the figures.
 const DefaultMemoryLimit = 96 << 20
 
 // minMemoryLimit is the smallest memory_limit accepted: below it the collector would run

@@ -30,7 +30,7 @@ type BufferConfig struct {
 	MaxAge time.Duration `yaml:"max_age"`
 	// DuplicateWindow is how long JetStream remembers message ids to drop resent uplinks. Its
 	// memory grows with it: about 110 bytes per QoS 1/2 message received within the window
-	// (docs/operations.md), 16 MiB at 5,000 messages/s for 30 s.
+	// (docs/operations.md): about 16 MB at 5,000 messages/s for 30 s.
 	DuplicateWindow time.Duration `yaml:"duplicate_window"`
 	// Fsync makes the embedded server sync every write to disk before acknowledging it.
 	Fsync bool `yaml:"fsync"`
