@@ -117,8 +117,8 @@ mqtt: {max_clients: many}
 // The memory settings a small board changes: each accepted value is what the site gets, and
 // the defaults are those docs/operations.md gives.
 func TestConfigMemorySettings(t *testing.T) {
-	base := "routes: [{topic: \"a/{device}\", decoder: json, tenant: t1}]\n" +
-		"sink: {targets: [{name: main, database_url: \"postgres://db/x\"}]}\n"
+	const routes = "routes: [{topic: \"a/{device}\", decoder: json, tenant: t1}]\n"
+	const sink = "sink: {targets: [{name: main, database_url: \"postgres://db/x\"}]}\n"
 	tests := []struct {
 		name      string
 		yaml      string
@@ -126,14 +126,16 @@ func TestConfigMemorySettings(t *testing.T) {
 		window    time.Duration
 		batchRows int
 	}{
-		{"defaults", "", edge.DefaultMemoryLimit, 30 * time.Second, 5000},
-		{"no limit", "memory_limit: 0\n", 0, 30 * time.Second, 5000},
-		{"256 MB board", "memory_limit: 64MiB\nnats: {duplicate_window: 15s, publish_timeout: 5s}\n", 64 << 20, 15 * time.Second, 5000},
-		{"512 MB board", "memory_limit: 160MiB\nnats: {duplicate_window: 2m}\n", 160 << 20, 2 * time.Minute, 5000},
+		{"defaults", sink, edge.DefaultMemoryLimit, 30 * time.Second, 5000},
+		{"no limit", "memory_limit: 0\n" + sink, 0, 30 * time.Second, 5000},
+		{"256 MB board", "memory_limit: 64MiB\nnats: {duplicate_window: 15s, publish_timeout: 5s}\n" +
+			"sink: {targets: [{name: main, database_url: \"postgres://db/x\", batch_rows: 2000}]}\n", 64 << 20, 15 * time.Second, 2000},
+		{"512 MB board", "memory_limit: 128MiB\n" + sink, 128 << 20, 30 * time.Second, 5000},
+		{"1 GB board", "memory_limit: 400MiB\nnats: {duplicate_window: 2m}\n" + sink, 400 << 20, 2 * time.Minute, 5000},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := edge.ParseConfig("test.yaml", []byte(tt.yaml+base), env(nil))
+			cfg, err := edge.ParseConfig("test.yaml", []byte(routes+tt.yaml), env(nil))
 			if err != nil {
 				t.Fatal(err)
 			}
