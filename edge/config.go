@@ -57,8 +57,9 @@ type Config struct {
 	// ShutdownTimeout bounds a graceful stop: intake stops, in-flight publishes finish, the
 	// sinks finish their batches.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
-	// MemoryLimit, when set, is the Go runtime's soft memory limit (debug.SetMemoryLimit) and
-	// overrides the GOMEMLIMIT environment variable; 0 leaves GOMEMLIMIT in charge.
+	// MemoryLimit is the Go runtime's soft memory limit (debug.SetMemoryLimit; default
+	// DefaultMemoryLimit, memory.go); 0 sets none. The GOMEMLIMIT environment variable, when
+	// set, wins over it.
 	MemoryLimit sluice.ByteSize `yaml:"memory_limit"`
 }
 
@@ -80,6 +81,7 @@ func DefaultConfig() Config {
 		Registry:        registry.DefaultConfig(),
 		Dedup:           hooks.DefaultDedupConfig(),
 		ShutdownTimeout: 15 * time.Second,
+		MemoryLimit:     DefaultMemoryLimit,
 	}
 	c.HTTP.Address = "127.0.0.1:9484"
 	c.StoreOnChange = hooks.DefaultFilterConfig()
@@ -119,8 +121,8 @@ func (c *Config) Validate() error {
 	default:
 		add("", fmt.Errorf("log.format: %q is not one of auto, json, console", c.Log.Format))
 	}
-	if c.MemoryLimit != 0 && c.MemoryLimit < 32<<20 {
-		add("", fmt.Errorf("memory_limit: %s is below 32MiB; 0 means no limit", c.MemoryLimit))
+	if c.MemoryLimit != 0 && c.MemoryLimit < minMemoryLimit {
+		add("", fmt.Errorf("memory_limit: %s is below %s; 0 means no limit", c.MemoryLimit, sluice.ByteSize(minMemoryLimit)))
 	}
 	if a := c.HTTP.Address; a != "" {
 		if _, port, err := net.SplitHostPort(a); err != nil {

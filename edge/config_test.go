@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-iot/sluice"
 	"github.com/sluice-iot/sluice/edge"
 )
 
@@ -90,6 +91,16 @@ sink: {targets: [{name: main, database_url: "", batch_rows: 0}]}
 			`sink.targets[0].database_url: required (or set SLUICE_DATABASE_URL)`,
 			`sink.targets[0].batch_rows: 0 is outside 1..1000000`,
 		}},
+		{"memory settings", `
+memory_limit: 16MiB
+nats: {duplicate_window: 8s, publish_timeout: 5s}
+`, []string{
+			"memory_limit: 16MiB is below 32MiB; 0 means no limit",
+			"nats.duplicate_window: 8s is shorter than twice publish_timeout (5s)",
+		}},
+		{"memory sizes that do not parse", `
+memory_limit: lots
+`, []string{`memory_limit: invalid size "lots"`, "(line 2)"}},
 		{"wrong types", `
 shutdown_timeout: soon
 mqtt: {max_clients: many}
@@ -99,6 +110,44 @@ mqtt: {max_clients: many}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			configProblems(t, tt.yaml, tt.want)
+		})
+	}
+}
+
+// The memory settings a small board changes: each accepted value is what the site gets, and
+// the defaults are those docs/operations.md gives.
+func TestConfigMemorySettings(t *testing.T) {
+	const routes = "routes: [{topic: \"a/{device}\", decoder: json, tenant: t1}]\n"
+	const sink = "sink: {targets: [{name: main, database_url: \"postgres://db/x\"}]}\n"
+	tests := []struct {
+		name      string
+		yaml      string
+		limit     sluice.ByteSize
+		window    time.Duration
+		batchRows int
+	}{
+		{"defaults", sink, edge.DefaultMemoryLimit, 30 * time.Second, 5000},
+		{"no limit", "memory_limit: 0\n" + sink, 0, 30 * time.Second, 5000},
+		{"256 MB board", "memory_limit: 64MiB\nnats: {duplicate_window: 15s, publish_timeout: 5s}\n" +
+			"sink: {targets: [{name: main, database_url: \"postgres://db/x\", batch_rows: 2000}]}\n", 64 << 20, 15 * time.Second, 2000},
+		{"512 MB board", "memory_limit: 128MiB\n" + sink, 128 << 20, 30 * time.Second, 5000},
+		{"1 GB board", "memory_limit: 400MiB\nnats: {duplicate_window: 2m}\n" + sink, 400 << 20, 2 * time.Minute, 5000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := edge.ParseConfig("test.yaml", []byte(routes+tt.yaml), env(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.MemoryLimit != tt.limit {
+				t.Errorf("memory_limit: got %s, want %s", cfg.MemoryLimit, tt.limit)
+			}
+			if cfg.NATS.DuplicateWindow != tt.window {
+				t.Errorf("nats.duplicate_window: got %v, want %v", cfg.NATS.DuplicateWindow, tt.window)
+			}
+			if got := cfg.Sink.Targets[0].BatchRows; got != tt.batchRows {
+				t.Errorf("batch_rows: got %d, want %d", got, tt.batchRows)
+			}
 		})
 	}
 }

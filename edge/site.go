@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime/debug"
 	"slices"
 	"sync/atomic"
 
@@ -163,9 +162,8 @@ func (s *Site) HTTPAddr(ctx context.Context) (string, error) {
 // shutdown timeout. It returns every part's error. Call it once.
 func (s *Site) Run(ctx context.Context) (err error) {
 	defer func() { err = errors.Join(err, s.release()) }()
-	if s.cfg.MemoryLimit > 0 {
-		debug.SetMemoryLimit(int64(s.cfg.MemoryLimit))
-	}
+	ml := applyMemoryLimit(s.cfg.MemoryLimit, os.Getenv) // memory.go
+	s.log.Info().Int64("memory_limit_bytes", ml.bytes).Str("memory_limit_from", ml.source).Msg("go memory limit")
 	if err := os.MkdirAll(s.cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}

@@ -312,14 +312,13 @@ func (t *Target) flush(ctx context.Context, b *batch) error {
 	return nil
 }
 
-// prefetch bounds the messages pulled ahead of the batch in hand. A worker sharing the consumer
-// pulls one batch ahead at most: a message's ack_wait runs while it waits in this buffer, and
-// one left there too long is delivered to another worker as well (fleet.go).
+// prefetch bounds the messages pulled ahead of the batch in hand: batch_rows messages, which is
+// several batches of readings (a message carries one or more) and is held in memory as
+// delivered, about 1.5 KiB each with its headers. A worker sharing the consumer pulls one batch
+// ahead at most too: a message's ack_wait runs while it waits in this buffer, and one left
+// there too long is delivered to another worker as well (fleet.go).
 func (t *Target) prefetch() int {
-	if t.buf.cfg.Role == RoleWorker {
-		return t.cfg.BatchRows
-	}
-	return min(2*t.cfg.BatchRows, 10000)
+	return min(t.cfg.BatchRows, 10000)
 }
 
 // keepBatch tells JetStream the batch is still being worked on, so that a long retry or

@@ -31,6 +31,8 @@ http:
 nats:
   max_bytes: 1GB-ish
   max_age: soon
+  duplicate_window: 4s
+memory_limit: 8MiB
 mqtt:
   max_clients: 0
   listners: []
@@ -56,7 +58,9 @@ sink:
 	for _, want := range []string{
 		`nats.max_bytes: invalid size "1GB-ish"`, "(line 5)",
 		"nats.max_age: cannot unmarshal !!str `soon` into time.Duration (line 6)",
-		"mqtt.listners: unknown key (line 9)",
+		"mqtt.listners: unknown key (line 11)",
+		"memory_limit: 8MiB is below 32MiB; 0 means no limit",
+		"nats.duplicate_window: 4s is shorter than twice publish_timeout (5s)",
 		"mqtt.max_clients: must be at least 1",
 		`http.address: "127.0.0.1:99999": invalid port`,
 		"sink.targets[0].database_url: cannot parse",
