@@ -13,7 +13,7 @@ import (
 // is live — the store's write cache of the last 10 s, the de-duplication window — and it is a
 // soft limit: a live heap near it costs CPU (the collector runs more often, at most about half
 // of the CPU), never a failure. docs/operations.md ("Memory by board") gives the figures.
-const DefaultMemoryLimit = 96 << 20
+const DefaultMemoryLimit = 192 << 20
 
 // minMemoryLimit is the smallest memory_limit accepted: below it the collector would run
 // continuously with an idle site's heap.
