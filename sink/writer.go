@@ -183,21 +183,9 @@ func mustMerge(err error) bool {
 // is already stored (or twice in rows). Typed rows take the staging merge (mergeTyped).
 // It returns how many rows were stored.
 func (w *writer) copyRows(ctx context.Context, tx pgx.Tx, rows []row, refs []seriesRef) (int64, error) {
-	typed, err := checkKinds(rows, refs)
-	if err != nil {
-		return 0, err
-	}
-	var inserted int64
-	if typed > 0 {
-		n, err := w.mergeTyped(ctx, tx, rows, refs, typed)
-		if err != nil {
-			return 0, err
-		}
-		inserted += n
-		if typed == len(rows) {
-			return inserted, nil
-		}
-		rows, refs = numericRows(rows, refs, typed)
+	inserted, rows, refs, err := w.writeTyped(ctx, tx, rows, refs)
+	if err != nil || len(rows) == 0 {
+		return inserted, err
 	}
 	// Rows go in key order, class by class: each class's rows are one COPY, neighbours in an
 	// index go in together, a series' rows of a batch lie together in the heap, and concurrent
@@ -264,26 +252,32 @@ func (w *writer) moveLatest(ctx context.Context, tx pgx.Tx, rows []row, refs []s
 	return nil
 }
 
+// writeTyped merges the text, boolean and location rows of rows through the staging table
+// (mergeTyped) and returns how many were new, and the numeric rows left for the caller.
+func (w *writer) writeTyped(ctx context.Context, tx pgx.Tx, rows []row, refs []seriesRef) (int64, []row, []seriesRef, error) {
+	typed, err := checkKinds(rows, refs)
+	if err != nil || typed == 0 {
+		return 0, rows, refs, err
+	}
+	n, err := w.mergeTyped(ctx, tx, rows, refs, typed)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	if typed == len(rows) {
+		return n, nil, nil, nil
+	}
+	rows, refs = numericRows(rows, refs, typed)
+	return n, rows, refs, nil
+}
+
 // merge is the idempotent step of write inside tx: rows (whose series refs are resolved) are
 // copied into the staging table, inserted into their classes' tables where they are not yet,
 // and latest moves forward. The staging rows stay until the transaction ends (or the caller
 // empties the table); it returns how many rows were new.
 func (w *writer) merge(ctx context.Context, tx pgx.Tx, rows []row, refs []seriesRef) (int64, error) {
-	typed, err := checkKinds(rows, refs)
-	if err != nil {
-		return 0, err
-	}
-	var inserted int64
-	if typed > 0 {
-		n, err := w.mergeTyped(ctx, tx, rows, refs, typed)
-		if err != nil {
-			return 0, err
-		}
-		inserted += n
-		if typed == len(rows) {
-			return inserted, nil
-		}
-		rows, refs = numericRows(rows, refs, typed)
+	inserted, rows, refs, err := w.writeTyped(ctx, tx, rows, refs)
+	if err != nil || len(rows) == 0 {
+		return inserted, err
 	}
 	used := make([]bool, len(w.tables))
 	classes := 0
