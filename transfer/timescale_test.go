@@ -51,9 +51,7 @@ func TestBackfillIntoCompressedTimescaleChunks(t *testing.T) {
 		tsdb.Query(t, schema, func(c *pgx.Conn) error { _, err := c.Exec(ctx, sql); return err })
 	}
 	// The test drives compression and refreshes itself: no policy runs meanwhile.
-	q(`SELECT public.alter_job(j.job_id, scheduled => false) FROM timescaledb_information.jobs j
-	WHERE j.hypertable_schema = current_schema() OR j.hypertable_name IN (SELECT materialization_hypertable_name
-		FROM timescaledb_information.continuous_aggregates WHERE view_schema = current_schema())`)
+	q(pauseJobs)
 	write(dst, history(func(s int) bool { return s%2 == 0 }))
 	write(dst, []sink.Row{{Time: time.Now().Add(-time.Hour), Tenant: "acme", Device: "dev-0", Metric: "temp", Value: 1}})
 	q(`SELECT public.compress_chunk(c, if_not_compressed => true) FROM public.show_chunks('measurements_standard', older_than => now() - interval '8 days') c`)
@@ -112,9 +110,7 @@ func TestBackfillTypedReadingsThroughCompressedTimescaleChunks(t *testing.T) {
 	q := func(sql string) {
 		tsdb.Query(t, schema, func(c *pgx.Conn) error { _, err := c.Exec(ctx, sql); return err })
 	}
-	q(`SELECT public.alter_job(j.job_id, scheduled => false) FROM timescaledb_information.jobs j
-	WHERE j.hypertable_schema = current_schema() OR j.hypertable_name IN (SELECT materialization_hypertable_name
-		FROM timescaledb_information.continuous_aggregates WHERE view_schema = current_schema())`)
+	q(pauseJobs)
 	seedTyped(t, dst, first)
 	for _, h := range []string{"measurements_standard", "text_standard", "bool_standard", "location_standard"} {
 		q(fmt.Sprintf(`SELECT public.compress_chunk(c, if_not_compressed => true) FROM public.show_chunks('%s') c`, h))
@@ -142,3 +138,10 @@ func TestBackfillTypedReadingsThroughCompressedTimescaleChunks(t *testing.T) {
 		t.Fatalf("verify of the copy out: %+v; first differences %+v", vr, diffs[:min(3, len(diffs))])
 	}
 }
+
+// pauseJobs stops the TimescaleDB jobs of the current schema's hypertables and aggregates
+// from being scheduled: a test that drives compression and refreshes itself runs no policy
+// meanwhile.
+const pauseJobs = `SELECT public.alter_job(j.job_id, scheduled => false) FROM timescaledb_information.jobs j
+	WHERE j.hypertable_schema = current_schema() OR j.hypertable_name IN (SELECT materialization_hypertable_name
+		FROM timescaledb_information.continuous_aggregates WHERE view_schema = current_schema())`

@@ -142,16 +142,7 @@ func TestBackfillResumesWhereItStopped(t *testing.T) {
 	src := writer(t, db, nil)
 	seed(t, src, 30000)
 	dst := writer(t, db, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	chunks := 0
-	_, err := transfer.Backfill(ctx, sourceOf(t, src), dst, transfer.BackfillConfig{Chunk: 1000, Progress: func(p transfer.Progress) {
-		if chunks++; chunks == 8 { // the first call is before any chunk
-			cancel()
-		}
-	}})
-	if err == nil {
-		t.Fatal("cancelled backfill returned no error")
-	}
+	cancelledBackfill(t, src, dst, 7)
 	mid := pgtest.Count(t, dst.Config().Schema, "SELECT count(*) FROM readings")
 	if mid < 7000 || mid >= 30000 {
 		t.Fatalf("rows after the cancel: %d, want some but not all", mid)
@@ -359,5 +350,22 @@ func TestBackfillAndVerifyOfARange(t *testing.T) {
 		func(transfer.Difference) {})
 	if err != nil || vr.Differ != 8 || vr.OnlyFrom != 0 || vr.OnlyTo != 0 {
 		t.Fatalf("verify of a wider range: %+v %v; want 8 differing series-hours", vr, err)
+	}
+}
+
+// cancelledBackfill backfills src into dst in chunks of 1,000 rows and cancels it once chunks
+// chunks are done; the backfill must fail.
+func cancelledBackfill(t *testing.T, src, dst *sink.Writer, chunks int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	calls := 0
+	_, err := transfer.Backfill(ctx, sourceOf(t, src), dst, transfer.BackfillConfig{Chunk: 1000, Progress: func(transfer.Progress) {
+		if calls++; calls == chunks+1 { // the first call is before any chunk
+			cancel()
+		}
+	}})
+	if err == nil {
+		t.Fatal("cancelled backfill returned no error")
 	}
 }

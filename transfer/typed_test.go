@@ -149,16 +149,7 @@ func TestBackfillResumesTypedReadingsExactlyOnce(t *testing.T) {
 	src := writer(t, db, nil)
 	seedTyped(t, src, total)
 	dst := writer(t, db, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	chunks := 0
-	_, err := transfer.Backfill(ctx, sourceOf(t, src), dst, transfer.BackfillConfig{Chunk: 1000, Progress: func(p transfer.Progress) {
-		if chunks++; chunks == 8 { // the first call is before any chunk
-			cancel()
-		}
-	}})
-	if err == nil {
-		t.Fatal("cancelled backfill returned no error")
-	}
+	cancelledBackfill(t, src, dst, 7)
 	mid := allReadings(t, db, dst.Config().Schema)
 	if typed := db.Count(t, dst.Config().Schema, "SELECT count(*) FROM readings_text"); mid < 7000 || mid >= total || typed == 0 {
 		t.Fatalf("rows after the cancel: %d (%d texts), want some of each but not all", mid, typed)
