@@ -20,13 +20,10 @@ import (
 // directory, its own database schema. Running it as a separate process keeps its CPU time
 // and peak RSS apart from the generator's.
 type child struct {
-	cmd      *exec.Cmd
+	process
 	dir      string
-	logPath  string
 	mqttAddr string
 	httpAddr string
-	exited   chan struct{}
-	waitErr  error
 }
 
 // childConfig is the YAML configuration of the child: the defaults, except ports, data
@@ -57,7 +54,7 @@ func startChild(ctx context.Context, bin string, dbURL, schema string, fsync boo
 	if err != nil {
 		return nil, err
 	}
-	c := &child{dir: dir, logPath: filepath.Join(dir, "sluice.log"), exited: make(chan struct{})}
+	c := &child{dir: dir, process: process{name: "sluice", logPath: filepath.Join(dir, "sluice.log"), exited: make(chan struct{})}}
 	if c.mqttAddr, err = freeAddr(); err != nil {
 		return nil, err
 	}
@@ -93,7 +90,7 @@ func startChild(ctx context.Context, bin string, dbURL, schema string, fsync boo
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	go func() { c.waitErr = c.cmd.Wait(); close(c.exited) }()
+	go func() { c.err = c.cmd.Wait(); close(c.exited) }()
 	if err := c.waitReady(ctx, 60*time.Second); err != nil {
 		tail := c.logTail(20)
 		c.stop()
@@ -109,7 +106,7 @@ func (c *child) waitReady(ctx context.Context, timeout time.Duration) error {
 	for time.Now().Before(deadline) {
 		select {
 		case <-c.exited:
-			return fmt.Errorf("it exited: %v", c.waitErr)
+			return fmt.Errorf("it exited: %v", c.err)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
@@ -129,18 +126,9 @@ func (c *child) waitReady(ctx context.Context, timeout time.Duration) error {
 	return fmt.Errorf("not ready after %v (last /readyz: %s)", timeout, last)
 }
 
-func (c *child) pid() int { return c.cmd.Process.Pid }
-
 // stop asks the child to stop (SIGTERM), waits, and removes its directory.
 func (c *child) stop() error {
-	c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.exited:
-	case <-time.After(30 * time.Second):
-		c.cmd.Process.Kill()
-		<-c.exited
-	}
-	err := c.waitErr
+	err := c.process.stop()
 	os.RemoveAll(c.dir)
 	return err
 }
